@@ -1,0 +1,413 @@
+/*
+ * retls.h - the TLS write path that keeps OpenSSL's retry contract for you.
+ *
+ * The only public header of libretls.  It wraps OpenSSL 3 SSL_CTX / SSL
+ * objects behind two opaque types, retls_ctx and retls_conn.
+ *
+ * WHY THIS LIBRARY EXISTS
+ * -----------------------
+ * SSL_write(3) may stop with SSL_ERROR_WANT_READ or SSL_ERROR_WANT_WRITE on
+ * a non-blocking socket or a buffering BIO, and then "it must be repeated
+ * with the same arguments".  OpenSSL has already encrypted (and partly sent)
+ * some of those bytes and remembers how far it got, so:
+ *
+ *   - a retry with FEWER bytes fails with "bad length" (fatally from 3.2);
+ *   - a retry with the SAME LENGTH but other bytes is accepted, and the
+ *     bytes OpenSSL already encrypted from the first call are sent: the new
+ *     bytes are silently ignored for that part;
+ *   - a retry from another address fails ("bad write retry") unless
+ *     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER is set.
+ *
+ * Scripting runtimes break the rule by accident: strings move or are
+ * collected, callers re-slice data[n:], threads mutate buffers.  libretls
+ * therefore owns the retry state: when a write stops on WANT_*, the
+ * connection copies the pending bytes into a buffer it owns and from then on
+ * repeats SSL_write from that copy.  A later write with identical bytes
+ * resumes it; a write with different bytes returns RETLS_RETRY_MISMATCH
+ * without calling OpenSSL (nothing sent, nothing lost), and
+ * retls_conn_flush() finishes the pending write without the caller
+ * re-supplying it.  The state machine lives in core/src/write.c.
+ *
+ * CONVENTIONS
+ * -----------
+ * - Every fallible call returns an int holding a retls_status.  RETLS_OK is
+ *   0, the two retryable statuses are positive, failures are negative.
+ * - Output parameters come first and are named out.
+ * - Each connection keeps the text of its last failure
+ *   (retls_conn_last_error(), never NULL); the status alone is enough to
+ *   detect an error, the text is for humans.
+ * - retls_*_free(NULL) is a no-op.
+ *
+ * THREADS
+ * -------
+ * A retls_conn must be used from one thread at a time (callers serialise).
+ * A retls_ctx may be shared by many connections and threads once configured;
+ * configure it before creating connections from it.  Reference counting of
+ * contexts is atomic.
+ *
+ * SIGPIPE
+ * -------
+ * On fd transports OpenSSL writes with write(2); a write to a socket whose
+ * peer has gone raises SIGPIPE.  Python ignores SIGPIPE by default, the Lua
+ * module ignores it when loaded (as LuaSocket does); C programs should do
+ * the same, then a vanished peer shows up as RETLS_SYSCALL.
+ */
+#ifndef RETLS_H
+#define RETLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RETLS_VERSION "0.1.0"
+
+/*
+ * The status list.  XX(NAME, value, message) generates the enum,
+ * retls_status_name() and retls_strerror(), so names and messages cannot
+ * drift apart.  Every value SSL_get_error() can yield maps to one of these:
+ *
+ *   SSL_ERROR_NONE                -> RETLS_OK
+ *   SSL_ERROR_WANT_READ, _ACCEPT  -> RETLS_WANT_READ
+ *   SSL_ERROR_WANT_WRITE, _CONNECT-> RETLS_WANT_WRITE
+ *   SSL_ERROR_ZERO_RETURN         -> RETLS_ZERO_RETURN
+ *   SSL_ERROR_SYSCALL             -> RETLS_EOF (no errno) or RETLS_SYSCALL
+ *   SSL_ERROR_SSL                 -> RETLS_VERIFY (certificate checks),
+ *                                    RETLS_EOF (unexpected EOF) or RETLS_SSL
+ *   SSL_ERROR_WANT_X509_LOOKUP, _ASYNC, _ASYNC_JOB, _CLIENT_HELLO_CB,
+ *   _RETRY_VERIFY                 -> RETLS_SSL (libretls installs no callback
+ *                                    that suspends, so these mean a bug)
+ */
+#define RETLS_STATUS_MAP(XX)                                                  \
+  XX(OK, 0, "success")                                                        \
+  XX(WANT_READ, 1, "the operation must be repeated when the transport is "    \
+     "readable (or after the peer's data was fed in)")                       \
+  XX(WANT_WRITE, 2, "the operation must be repeated when the transport is "   \
+     "writable (or after outgoing data was drained)")                        \
+  XX(ZERO_RETURN, -1, "the peer closed the TLS connection cleanly "           \
+     "(close_notify)")                                                        \
+  XX(EOF, -2, "the transport was closed without a TLS close_notify "          \
+     "(unexpected EOF)")                                                      \
+  XX(SYSCALL, -3, "transport I/O error")                                      \
+  XX(SSL, -4, "TLS protocol error")                                           \
+  XX(VERIFY, -5, "certificate verification failed")                           \
+  XX(RETRY_MISMATCH, -6, "the retry presented other bytes than the pending "  \
+     "write; call flush() to finish the pending write first")                 \
+  XX(CLOSED, -7, "the connection is closed")                                  \
+  XX(BAD_ARG, -8, "bad argument")                                             \
+  XX(NOMEM, -9, "out of memory")                                              \
+  XX(WRITE_PENDING, -10, "a write is still pending; flush() it first, or "    \
+     "close with RETLS_CLOSE_DISCARD to drop it")                             \
+  XX(TIMEOUT, -11, "the operation timed out")
+
+typedef enum {
+#define RETLS__ENUM(name, value, msg) RETLS_##name = value,
+  RETLS_STATUS_MAP(RETLS__ENUM)
+#undef RETLS__ENUM
+  RETLS__STATUS_END = -12
+} retls_status;
+
+/** Symbolic name of a status ("RETLS_WANT_WRITE"); "RETLS_UNKNOWN" for
+ *  values outside the list.  Never NULL, static storage. */
+const char *retls_status_name(int status);
+
+/** One-line human description of a status.  Never NULL, static storage. */
+const char *retls_strerror(int status);
+
+/** RETLS_VERSION of the library actually linked. */
+const char *retls_version(void);
+
+/** OpenSSL's version text ("OpenSSL 3.0.19 27 Jan 2026"). */
+const char *retls_openssl_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Contexts                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct retls_ctx retls_ctx;
+typedef struct retls_conn retls_conn;
+
+typedef enum { RETLS_CLIENT = 0, RETLS_SERVER = 1 } retls_role;
+
+/**
+ * Create a context.
+ *
+ * Defaults: minimum TLS 1.2, no compression, only secure renegotiation
+ * (RFC 5746), SSL_MODE_AUTO_RETRY on, partial writes off.  Clients verify
+ * the server certificate against the system trust store and check the
+ * hostname given to the connection (which is also sent as SNI).  Servers
+ * do not ask for client certificates unless retls_ctx_set_verify(ctx, 1).
+ *
+ * @param[out] out   the new context; the caller owns one reference and
+ *                   releases it with retls_ctx_free()
+ * @param role       RETLS_CLIENT or RETLS_SERVER
+ * @return RETLS_OK, RETLS_BAD_ARG, RETLS_NOMEM or RETLS_SSL
+ */
+int retls_ctx_new(retls_ctx **out, retls_role role);
+
+/** Drop the caller's reference.  Connections hold their own reference, so
+ *  a context outlives every connection made from it.  NULL is a no-op. */
+void retls_ctx_free(retls_ctx *ctx);
+
+/** The role given to retls_ctx_new(). */
+retls_role retls_ctx_role(const retls_ctx *ctx);
+
+/** Text of the last configuration failure on this context; "" if none.
+ *  Never NULL; valid until the next call on the context. */
+const char *retls_ctx_last_error(const retls_ctx *ctx);
+
+/** Turn peer verification on or off.  Clients: server certificate and
+ *  hostname.  Servers: require a client certificate. */
+int retls_ctx_set_verify(retls_ctx *ctx, int on);
+
+/** Trust the CAs in a PEM file and/or a hashed directory (either may be
+ *  NULL, not both).  Replaces nothing: adds to the trust store. */
+int retls_ctx_load_verify(retls_ctx *ctx, const char *cafile,
+                          const char *capath);
+
+/** Use a certificate (PEM; the file may hold the chain after the leaf) and
+ *  its private key (PEM; NULL means the key is in certfile). */
+int retls_ctx_use_certificate(retls_ctx *ctx, const char *certfile,
+                              const char *keyfile);
+
+/** Generate a throwaway self-signed certificate (EC P-256, valid one day)
+ *  for common_name (NULL: "localhost") and use it.  For tests and demos. */
+int retls_ctx_use_selfsigned(retls_ctx *ctx, const char *common_name);
+
+/** Protocol bounds: "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3", or NULL/""
+ *  for OpenSSL's limit.  The default minimum is TLSv1.2. */
+int retls_ctx_set_versions(retls_ctx *ctx, const char *min_version,
+                           const char *max_version);
+
+/** TLS 1.2-and-below cipher list (OpenSSL syntax). */
+int retls_ctx_set_ciphers(retls_ctx *ctx, const char *list);
+
+/** TLS 1.3 ciphersuites (OpenSSL syntax, e.g. "TLS_AES_128_GCM_SHA256"). */
+int retls_ctx_set_ciphersuites(retls_ctx *ctx, const char *list);
+
+/** ALPN protocols as a comma-separated list in preference order
+ *  ("h2,http/1.1").  Clients offer them; servers pick the first of their
+ *  own list that the client offered.  NULL or "" clears. */
+int retls_ctx_set_alpn(retls_ctx *ctx, const char *protocols);
+
+/** Append TLS secrets to path in the NSS key log format (for Wireshark).
+ *  NULL stops logging.  Only ever done when asked. */
+int retls_ctx_set_keylog(retls_ctx *ctx, const char *path);
+
+/** SSL_MODE_AUTO_RETRY (default on): blocking reads retry transparently
+ *  after non-application records. */
+int retls_ctx_set_auto_retry(retls_ctx *ctx, int on);
+
+/** SSL_MODE_ENABLE_PARTIAL_WRITE (default off): write may return having
+ *  taken fewer bytes than given (each completed record counts). */
+int retls_ctx_set_partial_write(retls_ctx *ctx, int on);
+
+/** Largest TLS record payload to send (512..16384). */
+int retls_ctx_set_max_send_fragment(retls_ctx *ctx, size_t size);
+
+/** Honour renegotiation requests from the peer (default on, secure
+ *  renegotiation only).  Off sets SSL_OP_NO_RENEGOTIATION.  On a server it
+ *  also allows client-initiated renegotiation. */
+int retls_ctx_set_renegotiation(retls_ctx *ctx, int on);
+
+/* ------------------------------------------------------------------------ */
+/* Connections and their transports                                         */
+/* ------------------------------------------------------------------------ */
+
+/** Flags for retls_conn_new_fd(). */
+#define RETLS_FD_OWN 1 /* close(2) the fd when the connection is closed */
+
+/**
+ * Wrap an existing connected socket, blocking or non-blocking.  The
+ * connection never closes fd unless RETLS_FD_OWN is given.
+ *
+ * @param[out] out         the connection; free with retls_conn_free()
+ * @param ctx              context (a reference is taken)
+ * @param fd               a connected stream socket
+ * @param flags            0 or RETLS_FD_OWN
+ * @param server_name      clients: hostname to verify and send as SNI (an
+ *                         IP address is verified, not sent); NULL allowed
+ *                         only when verification is off.  Servers: NULL.
+ */
+int retls_conn_new_fd(retls_conn **out, retls_ctx *ctx, int fd, int flags,
+                      const char *server_name);
+
+/**
+ * Connect a new TCP socket to host:port (blocking) and wrap it; the
+ * connection owns the socket.  timeout_ms > 0 bounds the connect and every
+ * later blocking read or write (they then fail with RETLS_TIMEOUT, a write
+ * keeping its pending bytes); 0 means no timeout.  The handshake is not
+ * done yet.  server_name NULL means host.
+ */
+int retls_connect(retls_conn **out, retls_ctx *ctx, const char *host,
+                  int port, int timeout_ms, const char *server_name);
+
+/**
+ * Memory mode: no socket.  The caller moves ciphertext itself with
+ * retls_conn_bio_write() (bytes from the peer) and retls_conn_bio_read()
+ * (bytes for the peer), as CPython's SSLObject does.  capacity bounds the
+ * outgoing buffer (0: 65536): when it is full, writes stop with
+ * RETLS_WANT_WRITE until the caller drains it.
+ */
+int retls_conn_new_memory(retls_conn **out, retls_ctx *ctx,
+                          const char *server_name, size_t capacity);
+
+/** Feed ciphertext received from the peer.  *out = bytes taken. */
+int retls_conn_bio_write(size_t *out, retls_conn *conn, const void *buf,
+                         size_t len);
+
+/** Take up to len bytes of ciphertext for the peer.  *out = bytes given
+ *  (0 when nothing is waiting; that is not an error). */
+int retls_conn_bio_read(size_t *out, retls_conn *conn, void *buf,
+                        size_t len);
+
+/** Bytes of ciphertext waiting in the outgoing buffer (memory mode). */
+size_t retls_conn_bio_pending(const retls_conn *conn);
+
+/** Tell the connection the peer's byte stream has ended (memory mode). */
+int retls_conn_bio_write_eof(retls_conn *conn);
+
+/**
+ * An in-process connected pair over an OpenSSL BIO pair: ciphertext written
+ * by one end is read by the other.  capacity (0: 16384) is the buffer in
+ * each direction; a write larger than what fits stops with
+ * RETLS_WANT_WRITE until the other end reads, which makes WANT states
+ * deterministic for tests.  client_ctx/server_ctx may be NULL: then a client
+ * context without verification, or a server context with a throwaway
+ * self-signed certificate, is made.
+ */
+int retls_pair_new(retls_conn **out_client, retls_conn **out_server,
+                   retls_ctx *client_ctx, retls_ctx *server_ctx,
+                   size_t capacity);
+
+/* ------------------------------------------------------------------------ */
+/* Operations                                                               */
+/* ------------------------------------------------------------------------ */
+
+/** Run (or continue) the handshake.  Optional: the first write or read does
+ *  it implicitly, as SSL_write(3) does.  Also drives a renegotiation or key
+ *  update scheduled with retls_conn_renegotiate()/retls_conn_key_update(). */
+int retls_conn_handshake(retls_conn *conn);
+
+/**
+ * Write len bytes.
+ *
+ * Returns RETLS_OK with *out = bytes taken (len, or fewer in partial-write
+ * mode).  On RETLS_WANT_READ / RETLS_WANT_WRITE the connection has copied
+ * the bytes (*out = 0): repeat the call with identical bytes, or call
+ * retls_conn_flush(), once the transport is ready.  Other bytes give
+ * RETLS_RETRY_MISMATCH and change nothing.  len == 0 is a no-op that never
+ * touches OpenSSL (RETLS_OK, *out = 0), even with a write pending.
+ * Writes above INT_MAX go through SSL_write_ex.
+ */
+int retls_conn_write(size_t *out, retls_conn *conn, const void *buf,
+                     size_t len);
+
+/** Finish the pending write from the connection's own copy.  *out = bytes
+ *  of it now acknowledged; RETLS_OK with *out = 0 when nothing is pending. */
+int retls_conn_flush(size_t *out, retls_conn *conn);
+
+/** Bytes of a pending write (0 if none). */
+size_t retls_conn_pending_write(const retls_conn *conn);
+
+/** What the last operation waits for: RETLS_WANT_READ, RETLS_WANT_WRITE,
+ *  or RETLS_OK when it did not stop. */
+int retls_conn_want(const retls_conn *conn);
+
+/** Read up to len decrypted bytes.  *out > 0 on RETLS_OK.  Works while a
+ *  write is pending (both ends of a full pipe must be able to read). */
+int retls_conn_read(size_t *out, retls_conn *conn, void *buf, size_t len);
+
+/** Decrypted bytes buffered and readable without I/O (SSL_pending). */
+size_t retls_conn_pending_read(const retls_conn *conn);
+
+/**
+ * Send close_notify.  RETLS_OK once it is sent (the peer's close_notify is
+ * not awaited; read until RETLS_ZERO_RETURN for that).  May return
+ * WANT_READ/WANT_WRITE on non-blocking transports: call again.  With a
+ * write pending it returns RETLS_WRITE_PENDING: flush it first.
+ */
+int retls_conn_shutdown(retls_conn *conn);
+
+/** Flags for retls_conn_close(). */
+#define RETLS_CLOSE_DISCARD 1 /* drop a pending write instead of refusing */
+
+/**
+ * Close the connection: free the TLS state and close the fd if owned.  No
+ * close_notify is sent (use retls_conn_shutdown() first for that).  With a
+ * write pending and no RETLS_CLOSE_DISCARD it returns RETLS_WRITE_PENDING
+ * and stays open, so bytes are never dropped silently.  Closing twice is
+ * RETLS_OK.  Every later operation returns RETLS_CLOSED.
+ */
+int retls_conn_close(retls_conn *conn, int flags);
+
+/** Close (discarding any pending write) and free.  NULL is a no-op. */
+void retls_conn_free(retls_conn *conn);
+
+/** Schedule a TLS 1.2 renegotiation; it runs at the next handshake, write
+ *  or read.  RETLS_BAD_ARG on TLS 1.3 (use retls_conn_key_update()). */
+int retls_conn_renegotiate(retls_conn *conn);
+
+/** Schedule a TLS 1.3 KeyUpdate, asking the peer to update its keys too
+ *  when request_peer is non-zero; sent with the next write or handshake.
+ *  RETLS_BAD_ARG below TLS 1.3. */
+int retls_conn_key_update(retls_conn *conn, int request_peer);
+
+/* ------------------------------------------------------------------------ */
+/* Information                                                              */
+/* ------------------------------------------------------------------------ */
+
+/** Per-connection counters.  want_read / want_write count the writes and
+ *  flushes that stopped; retries counts repeats of a pending write (by
+ *  write with the same bytes or by flush); mismatches counts refused
+ *  retries. */
+typedef struct {
+  uint64_t writes;        /* write/flush calls that completed */
+  uint64_t bytes_written; /* plaintext bytes acknowledged to callers */
+  uint64_t want_read;
+  uint64_t want_write;
+  uint64_t retries;
+  uint64_t mismatches;
+  uint64_t bytes_read;    /* plaintext bytes returned by read */
+} retls_stats;
+
+/** Copy the counters. */
+int retls_conn_stats(retls_stats *out, const retls_conn *conn);
+
+/** Detail of the last failure on this connection: OpenSSL's reason, the
+ *  verify result text, or libretls' own explanation.  "" when none.
+ *  Never NULL; valid until the next call on the connection. */
+const char *retls_conn_last_error(const retls_conn *conn);
+
+/** "TLSv1.3" etc., or NULL before the handshake / after close. */
+const char *retls_conn_version(const retls_conn *conn);
+
+/** Negotiated cipher name, or NULL. */
+const char *retls_conn_cipher(const retls_conn *conn);
+
+/** Negotiated ALPN protocol, or NULL when none was agreed. */
+const char *retls_conn_alpn(const retls_conn *conn);
+
+/** The peer's certificate in DER.  *out points into the connection (valid
+ *  until close); RETLS_OK with *out = NULL, *out_len = 0 when there is none. */
+int retls_conn_peer_certificate(const unsigned char **out, size_t *out_len,
+                                retls_conn *conn);
+
+/** X509_V_OK (0) or the verify error code of the peer's chain. */
+long retls_conn_verify_result(const retls_conn *conn);
+
+/** Text of retls_conn_verify_result() ("ok", "certificate has expired"). */
+const char *retls_conn_verify_text(const retls_conn *conn);
+
+/** The socket fd, or -1 in memory and pair mode or after close. */
+int retls_conn_fileno(const retls_conn *conn);
+
+/** Non-zero once the handshake has completed. */
+int retls_conn_is_established(const retls_conn *conn);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RETLS_H */

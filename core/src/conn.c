@@ -1,0 +1,363 @@
+/*
+ * conn.c - retls_conn lifecycle and every operation but write (write.c):
+ * handshake, read, shutdown, close, renegotiation, key update, info.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "internal.h"
+
+static int is_ip_literal(const char *s) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* Make a connection in state OPEN with its SSL object but no BIO yet.
+ * Creation failures are explained in ctx's last error, as there is no
+ * connection to hold them. */
+int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
+                      const char *server_name) {
+  retls_conn *conn;
+  *out = NULL;
+  ctx->detail[0] = '\0';
+  if (server_name != NULL && *server_name == '\0')
+    server_name = NULL;
+  if (ctx->role == RETLS_CLIENT && ctx->verify && server_name == NULL) {
+    retls__set_detail(ctx->detail,
+                      "certificate verification needs the server's "
+                      "hostname: pass server_hostname, or turn "
+                      "verification off (verify=False) for tests");
+    return RETLS_BAD_ARG;
+  }
+  if (ctx->role == RETLS_SERVER && server_name != NULL) {
+    retls__set_detail(ctx->detail,
+                      "server_hostname is for client connections only");
+    return RETLS_BAD_ARG;
+  }
+  conn = calloc(1, sizeof(*conn));
+  if (conn == NULL)
+    return RETLS_NOMEM;
+  ERR_clear_error();
+  conn->ssl = SSL_new(ctx->ssl_ctx);
+  if (conn->ssl == NULL) {
+    free(conn);
+    return retls__ctx_fail(ctx, RETLS_NOMEM, "cannot create a connection");
+  }
+  conn->fd = -1;
+  if (ctx->role == RETLS_CLIENT) {
+    SSL_set_connect_state(conn->ssl);
+    if (server_name != NULL) {
+      int ok;
+      if (is_ip_literal(server_name)) {
+        /* IP addresses are checked against iPAddress SANs and, by RFC
+         * 6066, never sent as SNI. */
+        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl),
+                                           server_name);
+      } else {
+        ok = SSL_set_tlsext_host_name(conn->ssl, server_name) &&
+             SSL_set1_host(conn->ssl, server_name);
+      }
+      if (!ok) {
+        char what[RETLS__DETAIL_MAX];
+        SSL_free(conn->ssl);
+        free(conn);
+        snprintf(what, sizeof(what), "bad server hostname '%s'", server_name);
+        return retls__ctx_fail(ctx, RETLS_BAD_ARG, what);
+      }
+    }
+  } else {
+    SSL_set_accept_state(conn->ssl);
+  }
+  retls__ctx_ref(ctx);
+  conn->ctx = ctx;
+  *out = conn;
+  return RETLS_OK;
+}
+
+/* A blocking socket with SO_RCVTIMEO/SO_SNDTIMEO (retls_connect with a
+ * timeout) reports an expired timeout as EAGAIN, which OpenSSL turns into
+ * WANT_*; for a blocking caller that is a timeout. */
+int retls__conn_status_from_want(retls_conn *conn, int status) {
+  if ((status == RETLS_WANT_READ || status == RETLS_WANT_WRITE) &&
+      conn->timeout_ms > 0)
+    return retls__conn_fail(conn, RETLS_TIMEOUT,
+                            "timed out after %d ms waiting for the socket "
+                            "to become %s; the operation may be repeated",
+                            conn->timeout_ms,
+                            status == RETLS_WANT_READ ? "readable"
+                                                      : "writable");
+  return status;
+}
+
+/* Clear the error queue and errno before every SSL_* I/O call, so one
+ * connection's stale error never shows up on another. */
+#define IO_BEGIN() \
+  do {             \
+    ERR_clear_error(); \
+    errno = 0;     \
+  } while (0)
+
+int retls_conn_handshake(retls_conn *conn) {
+  int ret, status;
+  if (conn == NULL)
+    return RETLS_BAD_ARG;
+  if ((status = retls__check_usable(conn)) != RETLS_OK)
+    return status;
+  IO_BEGIN();
+  ret = SSL_do_handshake(conn->ssl);
+  if (ret == 1) {
+    conn->want = RETLS_OK;
+    conn->detail[0] = '\0';
+    return RETLS_OK;
+  }
+  status = retls__map_ssl_result(conn, ret, "handshake");
+  return retls__conn_status_from_want(conn, status);
+}
+
+int retls_conn_read(size_t *out, retls_conn *conn, void *buf, size_t len) {
+  size_t got = 0, dummy;
+  int ret, status;
+  if (out == NULL)
+    out = &dummy;
+  *out = 0;
+  if (conn == NULL)
+    return RETLS_BAD_ARG;
+  if ((status = retls__check_usable(conn)) != RETLS_OK)
+    return status;
+  if (buf == NULL || len == 0)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "read: need a buffer of at least 1 byte");
+  IO_BEGIN();
+  ret = SSL_read_ex(conn->ssl, buf, len, &got);
+  if (ret == 1) {
+    conn->want = RETLS_OK;
+    conn->detail[0] = '\0';
+    conn->stats.bytes_read += got;
+    *out = got;
+    return RETLS_OK;
+  }
+  status = retls__map_ssl_result(conn, ret, "read");
+  return retls__conn_status_from_want(conn, status);
+}
+
+size_t retls_conn_pending_read(const retls_conn *conn) {
+  if (conn == NULL || conn->state != RETLS__OPEN)
+    return 0;
+  return (size_t)SSL_pending(conn->ssl);
+}
+
+int retls_conn_shutdown(retls_conn *conn) {
+  int ret, status;
+  if (conn == NULL)
+    return RETLS_BAD_ARG;
+  if ((status = retls__check_usable(conn)) != RETLS_OK)
+    return status;
+  if (conn->pend_len > 0)
+    return retls__conn_fail(conn, RETLS_WRITE_PENDING,
+                            "shutdown: %zu bytes of a write are pending; "
+                            "flush() them first (close_notify would cut "
+                            "them off)",
+                            conn->pend_len);
+  if (conn->shutdown_sent)
+    return RETLS_OK;
+  IO_BEGIN();
+  ret = SSL_shutdown(conn->ssl);
+  if (ret >= 0) {
+    /* 0: ours sent, the peer's not yet seen; 1: both.  Either way our
+     * side is done; the peer's close_notify shows up as ZERO_RETURN. */
+    conn->shutdown_sent = 1;
+    conn->want = RETLS_OK;
+    return RETLS_OK;
+  }
+  status = retls__map_ssl_result(conn, ret, "shutdown");
+  return retls__conn_status_from_want(conn, status);
+}
+
+int retls_conn_close(retls_conn *conn, int flags) {
+  if (conn == NULL)
+    return RETLS_BAD_ARG;
+  if (conn->state == RETLS__CLOSED)
+    return RETLS_OK;
+  if (conn->pend_len > 0 && !(flags & RETLS_CLOSE_DISCARD))
+    return retls__conn_fail(conn, RETLS_WRITE_PENDING,
+                            "close: %zu bytes of a write are pending and "
+                            "were never sent; flush() them, or close with "
+                            "discard to drop them",
+                            conn->pend_len);
+  SSL_free(conn->ssl); /* frees its BIOs; fds are BIO_NOCLOSE */
+  conn->ssl = NULL;
+  BIO_free(conn->net_bio);
+  conn->net_bio = NULL;
+  if (conn->own_fd && conn->fd >= 0)
+    close(conn->fd);
+  conn->fd = -1;
+  conn->pend_len = 0;
+  free(conn->pend_buf);
+  conn->pend_buf = NULL;
+  conn->pend_cap = 0;
+  free(conn->alpn);
+  conn->alpn = NULL;
+  OPENSSL_free(conn->peer_der);
+  conn->peer_der = NULL;
+  conn->peer_der_len = 0;
+  retls_ctx_free(conn->ctx);
+  conn->ctx = NULL;
+  conn->want = RETLS_OK;
+  conn->state = RETLS__CLOSED;
+  conn->detail[0] = '\0';
+  return RETLS_OK;
+}
+
+void retls_conn_free(retls_conn *conn) {
+  if (conn == NULL)
+    return;
+  retls_conn_close(conn, RETLS_CLOSE_DISCARD);
+  free(conn);
+}
+
+static int check_established(retls_conn *conn, const char *op) {
+  int status = retls__check_usable(conn);
+  if (status != RETLS_OK)
+    return status;
+  if (!SSL_is_init_finished(conn->ssl))
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "%s needs a completed handshake; call "
+                            "handshake() first",
+                            op);
+  return RETLS_OK;
+}
+
+int retls_conn_renegotiate(retls_conn *conn) {
+  int status;
+  if (conn == NULL)
+    return RETLS_BAD_ARG;
+  if ((status = check_established(conn, "renegotiate")) != RETLS_OK)
+    return status;
+  if (SSL_version(conn->ssl) >= TLS1_3_VERSION)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "renegotiation does not exist in TLS 1.3; use "
+                            "key_update() instead");
+  ERR_clear_error();
+  if (SSL_renegotiate(conn->ssl) != 1)
+    return retls__conn_soft_fail(conn, RETLS_SSL, "renegotiate refused");
+  return RETLS_OK;
+}
+
+int retls_conn_key_update(retls_conn *conn, int request_peer) {
+  int status;
+  if (conn == NULL)
+    return RETLS_BAD_ARG;
+  if ((status = check_established(conn, "key_update")) != RETLS_OK)
+    return status;
+  if (SSL_version(conn->ssl) < TLS1_3_VERSION)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "KeyUpdate exists only in TLS 1.3; use "
+                            "renegotiate() on TLS 1.2");
+  ERR_clear_error();
+  if (SSL_key_update(conn->ssl, request_peer ? SSL_KEY_UPDATE_REQUESTED
+                                             : SSL_KEY_UPDATE_NOT_REQUESTED) !=
+      1)
+    return retls__conn_soft_fail(conn, RETLS_SSL, "key_update refused");
+  return RETLS_OK;
+}
+
+/* ---- information ------------------------------------------------------ */
+
+int retls_conn_stats(retls_stats *out, const retls_conn *conn) {
+  if (out == NULL || conn == NULL)
+    return RETLS_BAD_ARG;
+  *out = conn->stats;
+  return RETLS_OK;
+}
+
+const char *retls_conn_last_error(const retls_conn *conn) {
+  return conn ? conn->detail : "no connection (NULL)";
+}
+
+static int has_session(const retls_conn *conn) {
+  return conn != NULL && conn->ssl != NULL &&
+         SSL_is_init_finished(conn->ssl);
+}
+
+const char *retls_conn_version(const retls_conn *conn) {
+  return has_session(conn) ? SSL_get_version(conn->ssl) : NULL;
+}
+
+const char *retls_conn_cipher(const retls_conn *conn) {
+  return has_session(conn) ? SSL_get_cipher_name(conn->ssl) : NULL;
+}
+
+const char *retls_conn_alpn(const retls_conn *conn) {
+  /* The cache is an implementation detail: the caller's view is const. */
+  retls_conn *c = (retls_conn *)conn;
+  const unsigned char *data = NULL;
+  unsigned int len = 0;
+  char *copy;
+  if (!has_session(conn))
+    return NULL;
+  SSL_get0_alpn_selected(c->ssl, &data, &len);
+  if (data == NULL || len == 0)
+    return NULL;
+  copy = realloc(c->alpn, len + 1);
+  if (copy == NULL)
+    return NULL;
+  memcpy(copy, data, len);
+  copy[len] = '\0';
+  c->alpn = copy;
+  return copy;
+}
+
+int retls_conn_peer_certificate(const unsigned char **out, size_t *out_len,
+                                retls_conn *conn) {
+  X509 *x;
+  unsigned char *der = NULL;
+  int n;
+  if (out == NULL || out_len == NULL || conn == NULL)
+    return RETLS_BAD_ARG;
+  *out = NULL;
+  *out_len = 0;
+  if (conn->state == RETLS__CLOSED)
+    return retls__conn_fail(conn, RETLS_CLOSED,
+                            "the connection is closed; open a new one");
+  x = SSL_get1_peer_certificate(conn->ssl);
+  if (x == NULL)
+    return RETLS_OK;
+  n = i2d_X509(x, &der);
+  X509_free(x);
+  if (n <= 0) {
+    ERR_clear_error();
+    return retls__conn_fail(conn, RETLS_NOMEM, "cannot encode certificate");
+  }
+  OPENSSL_free(conn->peer_der);
+  conn->peer_der = der;
+  conn->peer_der_len = (size_t)n;
+  *out = der;
+  *out_len = (size_t)n;
+  return RETLS_OK;
+}
+
+long retls_conn_verify_result(const retls_conn *conn) {
+  if (conn == NULL || conn->ssl == NULL)
+    return X509_V_OK;
+  return SSL_get_verify_result(conn->ssl);
+}
+
+const char *retls_conn_verify_text(const retls_conn *conn) {
+  return X509_verify_cert_error_string(retls_conn_verify_result(conn));
+}
+
+int retls_conn_fileno(const retls_conn *conn) {
+  if (conn == NULL || conn->state == RETLS__CLOSED)
+    return -1;
+  return conn->fd;
+}
+
+int retls_conn_is_established(const retls_conn *conn) {
+  return has_session(conn);
+}

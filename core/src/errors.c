@@ -1,0 +1,192 @@
+/*
+ * errors.c - the status list and the one place where OpenSSL results become
+ * retls statuses.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "internal.h"
+
+const char *retls_status_name(int status) {
+  switch (status) {
+#define RETLS__NAME(name, value, msg) \
+  case RETLS_##name:                  \
+    return "RETLS_" #name;
+    RETLS_STATUS_MAP(RETLS__NAME)
+#undef RETLS__NAME
+  default:
+    return "RETLS_UNKNOWN";
+  }
+}
+
+const char *retls_strerror(int status) {
+  switch (status) {
+#define RETLS__MSG(name, value, msg) \
+  case RETLS_##name:                 \
+    return msg;
+    RETLS_STATUS_MAP(RETLS__MSG)
+#undef RETLS__MSG
+  default:
+    return "unknown status";
+  }
+}
+
+const char *retls_version(void) { return RETLS_VERSION; }
+
+const char *retls_openssl_version(void) {
+  return OpenSSL_version(OPENSSL_VERSION);
+}
+
+int retls__set_detail(char *detail, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, RETLS__DETAIL_MAX, fmt, ap);
+  va_end(ap);
+  return 0;
+}
+
+int retls__conn_fail(retls_conn *conn, int status, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(conn->detail, sizeof(conn->detail), fmt, ap);
+  va_end(ap);
+  return status;
+}
+
+/* Append OpenSSL's queued reasons ("error:0A000086:...") to a detail text,
+ * then empty the queue so nothing leaks into the next call. */
+static void append_err_queue(char *detail, size_t size) {
+  unsigned long e;
+  size_t used = strlen(detail);
+  while ((e = ERR_get_error()) != 0) {
+    char buf[256];
+    const char *reason = ERR_reason_error_string(e);
+    /* The bare reason ("certificate verify failed") reads better than
+     * the full "error:0A000086:SSL routines::..." form. */
+    if (reason != NULL)
+      snprintf(buf, sizeof(buf), "%s", reason);
+    else
+      ERR_error_string_n(e, buf, sizeof(buf));
+    if (used + 3 < size) {
+      int n = snprintf(detail + used, size - used, "%s%s",
+                       used ? ": " : "", buf);
+      if (n > 0)
+        used += (size_t)n < size - used ? (size_t)n : size - used - 1;
+    }
+  }
+}
+
+int retls__ctx_fail(retls_ctx *ctx, int status, const char *what) {
+  snprintf(ctx->detail, sizeof(ctx->detail), "%s", what);
+  append_err_queue(ctx->detail, sizeof(ctx->detail));
+  return status;
+}
+
+int retls__check_usable(retls_conn *conn) {
+  if (conn->state == RETLS__CLOSED)
+    return retls__conn_fail(conn, RETLS_CLOSED,
+                            "the connection is closed; open a new one");
+  if (conn->state == RETLS__FAILED) {
+    /* Keep the original failure text: it is what the caller needs. */
+    if (strstr(conn->detail, "connection failed earlier") == NULL) {
+      char old[RETLS__DETAIL_MAX - 64];
+      memcpy(old, conn->detail, sizeof(old) - 1);
+      old[sizeof(old) - 1] = '\0';
+      snprintf(conn->detail, sizeof(conn->detail),
+               "connection failed earlier (%s); close it", old);
+    }
+    return RETLS_CLOSED;
+  }
+  return RETLS_OK;
+}
+
+/*
+ * Map the result of an SSL_* I/O call.  Must be called straight after the
+ * call (SSL_get_error reads the thread's error queue and errno).  Fatal
+ * statuses move the connection to FAILED: OpenSSL forbids further I/O (and
+ * even SSL_shutdown) after SSL_ERROR_SSL / SSL_ERROR_SYSCALL.
+ */
+int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
+  int err = SSL_get_error(conn->ssl, ret);
+  int saved_errno = errno;
+  int status;
+
+  conn->detail[0] = '\0';
+  switch (err) {
+  case SSL_ERROR_NONE:
+    conn->want = RETLS_OK;
+    return RETLS_OK;
+  case SSL_ERROR_WANT_READ:
+  case SSL_ERROR_WANT_ACCEPT:
+    conn->want = RETLS_WANT_READ;
+    return RETLS_WANT_READ;
+  case SSL_ERROR_WANT_WRITE:
+  case SSL_ERROR_WANT_CONNECT:
+    conn->want = RETLS_WANT_WRITE;
+    return RETLS_WANT_WRITE;
+  case SSL_ERROR_ZERO_RETURN:
+    conn->want = RETLS_OK;
+    snprintf(conn->detail, sizeof(conn->detail),
+             "%s: the peer sent close_notify", op);
+    return RETLS_ZERO_RETURN;
+  case SSL_ERROR_SYSCALL:
+    if (ERR_peek_error() == 0 && saved_errno == 0) {
+      status = RETLS_EOF;
+      snprintf(conn->detail, sizeof(conn->detail),
+               "%s: the peer closed the transport without close_notify", op);
+    } else if (ERR_peek_error() == 0) {
+      status = RETLS_SYSCALL;
+      snprintf(conn->detail, sizeof(conn->detail), "%s: %s", op,
+               strerror(saved_errno));
+    } else {
+      status = RETLS_SYSCALL;
+      snprintf(conn->detail, sizeof(conn->detail), "%s", op);
+    }
+    break;
+  case SSL_ERROR_SSL: {
+    unsigned long e = ERR_peek_error();
+    long vr = SSL_get_verify_result(conn->ssl);
+    if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+        ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+      status = RETLS_EOF;
+      snprintf(conn->detail, sizeof(conn->detail),
+               "%s: the peer closed the transport without close_notify", op);
+    } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+               ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
+               vr != X509_V_OK) {
+      status = RETLS_VERIFY;
+      snprintf(conn->detail, sizeof(conn->detail),
+               "%s: certificate verify failed: %s", op,
+               X509_verify_cert_error_string(vr));
+    } else {
+      status = RETLS_SSL;
+      snprintf(conn->detail, sizeof(conn->detail), "%s", op);
+    }
+    break;
+  }
+  default:
+    /* WANT_X509_LOOKUP, WANT_ASYNC(_JOB), WANT_CLIENT_HELLO_CB,
+     * WANT_RETRY_VERIFY: only reachable with callbacks libretls never
+     * installs. */
+    status = RETLS_SSL;
+    snprintf(conn->detail, sizeof(conn->detail),
+             "%s: unexpected SSL_get_error() value %d", op, err);
+    break;
+  }
+  append_err_queue(conn->detail, sizeof(conn->detail));
+  conn->want = RETLS_OK;
+  conn->state = RETLS__FAILED;
+  return status;
+}
+
+/* A failed call that is not I/O (SSL_renegotiate, SSL_key_update): report
+ * OpenSSL's reason, but the connection stays usable. */
+int retls__conn_soft_fail(retls_conn *conn, int status, const char *what) {
+  snprintf(conn->detail, sizeof(conn->detail), "%s", what);
+  append_err_queue(conn->detail, sizeof(conn->detail));
+  return status;
+}

@@ -1,0 +1,91 @@
+/*
+ * internal.h - struct layouts and retls__ helpers shared by core/src.
+ * Never installed.
+ */
+#ifndef RETLS_INTERNAL_H
+#define RETLS_INTERNAL_H
+
+#include <stdio.h>
+#include <openssl/ssl.h>
+
+#include "retls.h"
+
+#define RETLS__DETAIL_MAX 512
+
+struct retls_ctx {
+  SSL_CTX *ssl_ctx;
+  retls_role role;
+  int refs;             /* atomic: caller's reference + one per connection */
+  int verify;
+  unsigned char *alpn;  /* wire format: length-prefixed protocols */
+  size_t alpn_len;
+  FILE *keylog;
+  char detail[RETLS__DETAIL_MAX];
+};
+
+/* Explicit object states, checked at the top of each operation. */
+typedef enum {
+  RETLS__OPEN = 0,  /* usable (handshake may still be due) */
+  RETLS__FAILED,    /* a fatal TLS/transport error happened: only close */
+  RETLS__CLOSED     /* closed: every operation returns RETLS_CLOSED */
+} retls__state;
+
+typedef enum {
+  RETLS__T_FD = 0,
+  RETLS__T_MEMORY,
+  RETLS__T_PAIR
+} retls__transport;
+
+struct retls_conn {
+  SSL *ssl;
+  retls_ctx *ctx;
+  retls__state state;
+  retls__transport transport;
+  int fd;
+  int own_fd;
+  int timeout_ms;       /* > 0: WANT on a blocking fd means timed out */
+  BIO *net_bio;         /* memory mode: the caller's half of the BIO pair */
+
+  /* The retry state (see write.c): a private copy of a write that stopped
+   * on WANT_*, repeated until OpenSSL takes it. */
+  unsigned char *pend_buf;
+  size_t pend_len;
+  size_t pend_cap;
+
+  int want;             /* RETLS_WANT_* of the last op, or RETLS_OK */
+  int shutdown_sent;    /* our close_notify is fully written */
+  retls_stats stats;
+  char *alpn;           /* NUL-terminated copy of the negotiated ALPN */
+  unsigned char *peer_der;
+  size_t peer_der_len;
+  char detail[RETLS__DETAIL_MAX];
+};
+
+/* errors.c */
+int retls__set_detail(char *detail, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+int retls__conn_fail(retls_conn *conn, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+int retls__ctx_fail(retls_ctx *ctx, int status, const char *what);
+int retls__map_ssl_result(retls_conn *conn, int ret, const char *op);
+int retls__check_usable(retls_conn *conn);
+int retls__conn_soft_fail(retls_conn *conn, int status, const char *what);
+
+/* context.c */
+void retls__ctx_ref(retls_ctx *ctx);
+
+/* conn.c */
+int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
+                      const char *server_name);
+int retls__conn_status_from_want(retls_conn *conn, int status);
+
+/* write.c */
+void retls__pending_clear(retls_conn *conn);
+
+#endif /* RETLS_INTERNAL_H */
