@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# run.sh - the two commands of the README.
+#   ./run.sh demo   install what is missing, build, run the demonstration
+#   ./run.sh test   install what is missing, build, run every test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+build() { # build DIR [cmake options...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DPython3_EXECUTABLE="$(command -v "$PY")" "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+case "${1:-}" in
+  test)
+    scripts/setup.sh
+    echo "== build (Lua 5.4, Python) and run C, Python and Lua suites"
+    build build
+    ctest --test-dir build --output-on-failure -j "$JOBS"
+    echo "== Lua suite on LuaJIT"
+    build build-luajit -DRETLS_LUA=luajit -DBUILD_PYTHON=OFF
+    ctest --test-dir build-luajit --output-on-failure -L lua
+    echo "== C suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+    build build-asan -DRETLS_SANITIZE=ON -DBUILD_PYTHON=OFF -DBUILD_LUA=OFF
+    ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L c
+    echo "== all suites passed"
+    ;;
+  demo)
+    scripts/setup.sh
+    build build
+    exec "$PY" examples/demo.py "${@:2}"
+    ;;
+  *)
+    echo "usage: ./run.sh demo | ./run.sh test" >&2
+    exit 2
+    ;;
+esac
