@@ -11,6 +11,8 @@
 
 int harness_failures = 0;
 
+
+
 void harness_buf_append(harness_buf *b, const void *p, size_t n) {
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 4096;
@@ -126,7 +128,138 @@ void harness_stop(int pid) {
   }
 }
 
+retls_ctx *harness_ctx(retls_role role) {
+  retls_ctx *ctx = NULL;
+  if (retls_ctx_new(&ctx, role) != RETLS_OK)
+    return NULL;
+  if ((role == RETLS_CLIENT && retls_ctx_set_verify(ctx, 0) != RETLS_OK) ||
+      (role == RETLS_SERVER &&
+       retls_ctx_use_selfsigned(ctx, "localhost") != RETLS_OK)) {
+    fprintf(stderr, "harness_ctx: %s\n", retls_ctx_last_error(ctx));
+    retls_ctx_free(ctx);
+    return NULL;
+  }
+  return ctx;
+}
+
+int harness_pair(retls_conn **out_client, retls_conn **out_server,
+                 retls_ctx *client_ctx, retls_ctx *server_ctx,
+                 size_t capacity) {
+  int st = retls_pair_new(out_client, out_server, client_ctx, server_ctx,
+                          capacity);
+  if (st != RETLS_OK) {
+    fprintf(stderr, "harness_pair: %s (%s / %s)\n", retls_status_name(st),
+            client_ctx ? retls_ctx_last_error(client_ctx) : "",
+            server_ctx ? retls_ctx_last_error(server_ctx) : "");
+    return st;
+  }
+  st = harness_handshake(*out_client, *out_server);
+  if (st != RETLS_OK) {
+    fprintf(stderr, "harness_pair: handshake %s (client: %s; server: %s)\n",
+            retls_status_name(st), retls_conn_last_error(*out_client),
+            retls_conn_last_error(*out_server));
+    retls_conn_free(*out_client);
+    retls_conn_free(*out_server);
+    *out_client = *out_server = NULL;
+  }
+  return st;
+}
+
+int harness_flush_through(retls_conn *w, retls_conn *r, harness_buf *got,
+                          int memory, int *out_rounds, size_t *out_taken) {
+  int rounds = 0, st = RETLS_WANT_WRITE;
+  size_t taken = 0;
+  /* Each round moves at least one byte, so this bound is never reached by
+   * a working connection: it turns a hang into a failure. */
+  while (rounds < 100000) {
+    int rs;
+    if (memory)
+      harness_relay(w, r, 0, NULL);
+    rs = harness_drain(r, got);
+    if (rs < 0) {
+      fprintf(stderr, "harness_flush_through: reader %s: %s\n",
+              retls_status_name(rs), retls_conn_last_error(r));
+      st = rs;
+      break;
+    }
+    if (memory)
+      harness_relay(r, w, 0, NULL);
+    st = retls_conn_flush(&taken, w);
+    rounds++;
+    if (st != RETLS_WANT_READ && st != RETLS_WANT_WRITE)
+      break;
+  }
+  if (memory)
+    harness_relay(w, r, 0, NULL);
+  if (out_rounds != NULL)
+    *out_rounds = rounds;
+  if (out_taken != NULL)
+    *out_taken = taken;
+  return st;
+}
+
+size_t harness_relay(retls_conn *from, retls_conn *to, size_t limit,
+                     harness_buf *log) {
+  unsigned char buf[4096];
+  size_t moved = 0;
+  while (limit == 0 || moved < limit) {
+    size_t want = sizeof(buf), got = 0, taken = 0;
+    if (limit != 0 && limit - moved < want)
+      want = limit - moved;
+    if (retls_conn_bio_read(&got, from, buf, want) != RETLS_OK || got == 0)
+      break;
+    if (log != NULL)
+      harness_buf_append(log, buf, got);
+    /* The incoming side is an unbounded memory BIO: it takes it all. */
+    if (retls_conn_bio_write(&taken, to, buf, got) != RETLS_OK ||
+        taken != got) {
+      fprintf(stderr, "harness_relay: bio_write took %zu of %zu: %s\n",
+              taken, got, retls_conn_last_error(to));
+      abort();
+    }
+    moved += got;
+  }
+  return moved;
+}
+
+int harness_memory_handshake(retls_conn *client, retls_conn *server) {
+  int i;
+  for (i = 0; i < 100; i++) {
+    int rc = retls_conn_handshake(client);
+    int rs;
+    harness_relay(client, server, 0, NULL);
+    rs = retls_conn_handshake(server);
+    harness_relay(server, client, 0, NULL);
+    if (rc < 0)
+      return rc;
+    if (rs < 0)
+      return rs;
+    if (rc == RETLS_OK && rs == RETLS_OK)
+      return RETLS_OK;
+  }
+  return RETLS_TIMEOUT;
+}
+
+int harness_tls_records(const harness_buf *stream, size_t *lens, int max) {
+  size_t off = 0;
+  int n = 0;
+  while (off < stream->len) {
+    size_t len;
+    if (stream->len - off < 5)
+      return -1;
+    len = ((size_t)stream->data[off + 3] << 8) | stream->data[off + 4];
+    if (stream->len - off - 5 < len)
+      return -1;
+    if (n < max)
+      lens[n] = len;
+    n++;
+    off += 5 + len;
+  }
+  return n;
+}
+
 int harness_finish(void) {
+  harness_cleanup_tmpdir();
   if (harness_failures)
     fprintf(stderr, "%d check(s) failed\n", harness_failures);
   return harness_failures ? 1 : 0;
