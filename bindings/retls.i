@@ -14,15 +14,281 @@
 /* ======================================================================== */
 /* SHARED PART                                                              */
 /* ======================================================================== */
+/*
+ * Layout of this file.  SWIG applies a typemap or %exception only to the
+ * declarations that FOLLOW it, so the shared part comes in two pieces:
+ *
+ *   SHARED PART (this block)      module name, C helpers, the typemap NAMES
+ *                                 and the typemaps both languages share
+ *   PYTHON SECTION / LUA SECTION  the typemap bodies that differ
+ *   SHARED PART, CONTINUED        (after the #endif) the wrapped API itself
+ *
+ * CONVENTIONS (the contract between the shared part and each section)
+ * -------------------------------------------------------------------
+ * Every wrapped call that can fail returns a retls_result: the status and
+ * the detail text of the object it failed on (connection or context),
+ * captured right after the call.  Outputs are parameters named after what
+ * they carry; the shared part turns them into hidden arguments
+ * (numinputs=0), each language section pushes them as results.
+ *
+ * Each language section MUST provide these typemaps, and nothing else is
+ * needed for the shared API to build:
+ *
+ *   %typemap(out) retls_result
+ *       $1.status == RETLS_OK: return no value of its own (Python: None,
+ *       replaced by any argout value; Lua: push nothing).  Otherwise raise
+ *       the error for $1.status with the text $1.detail ("" means use
+ *       retls_strerror($1.status)), then SWIG_fail.  The status -> error
+ *       table lives in ONE place per language.
+ *   %typemap(argout) size_t *out
+ *       push *$1 as an integer (bytes written/taken).
+ *   %typemap(argout) retls_ctx **out  and  %typemap(argout) retls_conn **out
+ *       push *$1 as a new object OWNED by the script (SWIG_POINTER_OWN), so
+ *       its destructor (~retls_ctx / ~retls_conn below) frees it.  This is
+ *       the %newobject of out-parameter factories.  Only reached on success.
+ *       (retls_conn **out_client / out_server get it through %apply.)
+ *   %typemap(in) (const void *buf, size_t len)   [+ freearg if needed]
+ *       one script argument holding bytes: Python any contiguous buffer,
+ *       Lua a string.  Anything else raises a clear type error.
+ *   %typemap(in, numinputs=1) (void *buf, size_t cap, size_t *got)
+ *   %typemap(argout)           (void *buf, size_t cap, size_t *got)
+ *   %typemap(freearg)          (void *buf, size_t cap, size_t *got)
+ *       read buffers: one integer argument (the most bytes to read, >= 0;
+ *       negative raises), allocate cap bytes, set $3 to a size_t local;
+ *       argout pushes the first *$3 bytes as bytes/string; freearg frees.
+ *   %typemap(argout) (const unsigned char **der, size_t *der_len)
+ *       push the DER bytes (*$1, *$2), or None/nil when *$1 is NULL.
+ *
+ * A section may add its own %exception (Python releases the GIL around
+ * calls that can block) and language-only functions.
+ */
+#if defined(SWIGPYTHON)
+%module(package="retls") _core
+#elif defined(SWIGLUA)
+%module retls_core
+#endif
 
-/* (to be written: opaque handles, lifetimes, the wrapped calls) */
+%{
+#include "retls.h"
+
+/* A status plus the detail text of the object it failed on.  The text
+ * points into that object (retls_*_last_error) and is used at once by the
+ * out typemap, before any other call on the object. */
+typedef struct {
+  int status;
+  const char *detail;
+} retls_result;
+
+static retls_result w_result(int status, const char *detail) {
+  retls_result r;
+  r.status = status;
+  r.detail = status == RETLS_OK || detail == NULL ? "" : detail;
+  return r;
+}
+
+/* The status must be computed before the detail is read, hence a function
+ * (argument evaluation order is unspecified in C). */
+static retls_result w_conn_rc(const retls_conn *conn, int status) {
+  return w_result(status, status == RETLS_OK ? "" : retls_conn_last_error(conn));
+}
+
+static retls_result w_ctx_rc(const retls_ctx *ctx, int status) {
+  return w_result(status, status == RETLS_OK ? "" : retls_ctx_last_error(ctx));
+}
+%}
+
+/*
+ * %extend turns method NAME of struct retls_conn into a C helper named
+ * retls_conn_NAME, which would collide with the core's own
+ * retls_conn_NAME().  So every wrapper is declared as w_NAME and the w_ is
+ * stripped from the name the scripting language sees.
+ */
+%rename("%(strip:[w_])s") "";
+
+/* Shared halves of the output typemaps: the script never passes these. */
+%typemap(in, numinputs=0) size_t *out (size_t tmp = 0) "$1 = &tmp;";
+%typemap(in, numinputs=0) retls_ctx **out (retls_ctx *tmp = NULL) "$1 = &tmp;";
+%typemap(in, numinputs=0) retls_conn **out (retls_conn *tmp = NULL) "$1 = &tmp;";
+%typemap(in, numinputs=0) (const unsigned char **der, size_t *der_len)
+    (const unsigned char *tmp_der = NULL, size_t tmp_len = 0)
+    "$1 = ($1_ltype)&tmp_der; $2 = &tmp_len;";
 
 /* ======================================================================== */
 /* PYTHON SECTION                                                           */
 /* ======================================================================== */
 #if defined(SWIGPYTHON)
+/*
+ * Built with -builtin: Ctx and Conn are real extension types, so
+ * conn.write(data) is one C call with no Python frame in between (the
+ * benchmark compares small writes with CPython's ssl).  The idiomatic
+ * layer is bindings/python/retls/__init__.py.
+ */
 
-/* (to be written) */
+/* ---- status -> exception ---------------------------------------------- */
+/* The table itself is in __init__.py (one dict, status -> class), handed
+ * over once at import through set_exception(), as pygit2 registers its
+ * exception classes.  Raising is then an array lookup. */
+%{
+#define RETLS_PY_NSTATUS (RETLS_WANT_WRITE - RETLS__STATUS_END + 1)
+static PyObject *retls_py_exc[RETLS_PY_NSTATUS];
+
+static void retls_py_raise(int status, const char *detail) {
+  PyObject *cls = NULL;
+  if (status > RETLS__STATUS_END && status <= RETLS_WANT_WRITE)
+    cls = retls_py_exc[status - RETLS__STATUS_END];
+  if (cls == NULL)
+    cls = PyExc_OSError; /* only before retls/__init__.py registered */
+  PyErr_SetString(cls, detail != NULL && *detail ? detail
+                                                 : retls_strerror(status));
+}
+
+static PyObject *w_set_exception(int status, PyObject *cls) {
+  PyObject **slot;
+  if (status <= RETLS__STATUS_END || status > RETLS_WANT_WRITE ||
+      status == RETLS_OK) {
+    PyErr_Format(PyExc_ValueError, "set_exception: %d is not a failure status",
+                 status);
+    return NULL;
+  }
+  if (!PyType_Check(cls) ||
+      !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)PyExc_Exception)) {
+    PyErr_SetString(PyExc_TypeError, "set_exception: need an exception class");
+    return NULL;
+  }
+  slot = &retls_py_exc[status - RETLS__STATUS_END];
+  Py_INCREF(cls);
+  Py_XSETREF(*slot, cls);
+  Py_RETURN_NONE;
+}
+%}
+PyObject *w_set_exception(int status, PyObject *cls);
+
+%typemap(out) retls_result {
+  if ($1.status != RETLS_OK) {
+    retls_py_raise($1.status, $1.detail);
+    SWIG_fail;
+  }
+  $result = SWIG_Py_Void();
+}
+
+/* ---- outputs ---------------------------------------------------------- */
+%typemap(argout) size_t *out {
+  $result = SWIG_AppendOutput($result, PyLong_FromSize_t(*$1));
+}
+%typemap(argout) retls_ctx **out {
+  $result = SWIG_AppendOutput($result,
+      SWIG_NewPointerObj(*$1, $*1_descriptor, SWIG_POINTER_OWN));
+}
+%typemap(argout) retls_conn **out {
+  $result = SWIG_AppendOutput($result,
+      SWIG_NewPointerObj(*$1, $*1_descriptor, SWIG_POINTER_OWN));
+}
+%typemap(argout) (const unsigned char **der, size_t *der_len) {
+  PyObject *o;
+  if (*$1 != NULL) {
+    o = PyBytes_FromStringAndSize((const char *)*$1, (Py_ssize_t)*$2);
+    if (o == NULL)
+      SWIG_fail;
+  } else {
+    o = Py_None;
+    Py_INCREF(o);
+  }
+  $result = SWIG_AppendOutput($result, o);
+}
+
+/* ---- bytes in: any contiguous buffer ---------------------------------- */
+/* bytes is read in place without the buffer protocol (the common case,
+ * and the cheapest); everything else goes through PyObject_GetBuffer so
+ * bytearray, memoryview and array.array work.  The buffer stays exported
+ * for the whole call, so a bytearray cannot be resized under OpenSSL; the
+ * core copies what it must keep before returning. */
+%typemap(in) (const void *buf, size_t len) (Py_buffer view, int have_view = 0) {
+  if (PyBytes_Check($input)) {
+    $1 = PyBytes_AS_STRING($input);
+    $2 = (size_t)PyBytes_GET_SIZE($input);
+  } else if (!PyUnicode_Check($input) && PyObject_CheckBuffer($input)) {
+    if (PyObject_GetBuffer($input, &view, PyBUF_SIMPLE) != 0) {
+      PyErr_Format(PyExc_TypeError,
+                   "data must be a contiguous bytes-like object; this "
+                   "'%.100s' is not contiguous (copy it with bytes(data))",
+                   Py_TYPE($input)->tp_name);
+      SWIG_fail;
+    }
+    have_view = 1;
+    $1 = view.buf;
+    $2 = (size_t)view.len;
+  } else {
+    PyErr_Format(PyExc_TypeError,
+                 "data must be a bytes-like object (bytes, bytearray, "
+                 "memoryview, array.array), not '%.100s'%s",
+                 Py_TYPE($input)->tp_name,
+                 PyUnicode_Check($input) ? "; encode text first, e.g. "
+                                           "s.encode()" : "");
+    SWIG_fail;
+  }
+}
+%typemap(freearg) (const void *buf, size_t len) {
+  if (have_view$argnum)
+    PyBuffer_Release(&view$argnum);
+}
+
+/* ---- bytes out: read straight into a new bytes object ------------------ */
+%typemap(in, numinputs=1) (void *buf, size_t cap, size_t *got)
+    (PyObject *bytes = NULL, size_t got = 0) {
+  Py_ssize_t n = PyLong_AsSsize_t($input);
+  if (n == -1 && PyErr_Occurred())
+    SWIG_fail;
+  if (n < 0) {
+    PyErr_Format(PyExc_ValueError, "size must be >= 0, not %zd", n);
+    SWIG_fail;
+  }
+  bytes = PyBytes_FromStringAndSize(NULL, n);
+  if (bytes == NULL)
+    SWIG_fail;
+  $1 = PyBytes_AS_STRING(bytes);
+  $2 = (size_t)n;
+  $3 = &got;
+}
+%typemap(argout) (void *buf, size_t cap, size_t *got) {
+  if ((Py_ssize_t)got$argnum != PyBytes_GET_SIZE(bytes$argnum) &&
+      _PyBytes_Resize(&bytes$argnum, (Py_ssize_t)got$argnum) != 0)
+    SWIG_fail;
+  $result = SWIG_AppendOutput($result, bytes$argnum);
+  bytes$argnum = NULL;
+}
+%typemap(freearg) (void *buf, size_t cap, size_t *got) {
+  Py_XDECREF(bytes$argnum);
+}
+
+/* ---- the GIL ---------------------------------------------------------- */
+/* Released only where a call can block: I/O on a socket (fd transport).
+ * Memory and pair connections never wait, so they keep the GIL and skip
+ * the cost (the M2Crypto %threadallow idea, decided per connection).  A
+ * non-blocking socket pays the release too; it costs less than the
+ * syscall it surrounds, and the fd's mode can change at any time. */
+%define RETLS_PY_MAY_BLOCK(method)
+%exception retls_conn::method {
+  if (retls_conn_fileno(arg1) >= 0) {
+    Py_BEGIN_ALLOW_THREADS
+    $action
+    Py_END_ALLOW_THREADS
+  } else {
+    $action
+  }
+}
+%enddef
+RETLS_PY_MAY_BLOCK(w_handshake)
+RETLS_PY_MAY_BLOCK(w_write)
+RETLS_PY_MAY_BLOCK(w_flush)
+RETLS_PY_MAY_BLOCK(w_read)
+RETLS_PY_MAY_BLOCK(w_shutdown)
+
+/* DNS and connect(2) always block. */
+%exception w_connect {
+  Py_BEGIN_ALLOW_THREADS
+  $action
+  Py_END_ALLOW_THREADS
+}
 
 /* ======================================================================== */
 /* LUA SECTION                                                              */
@@ -34,3 +300,229 @@
 #else
 #error "retls.i supports SWIG's -python and -lua targets only"
 #endif
+
+/* ======================================================================== */
+/* SHARED PART, CONTINUED: THE WRAPPED API                                  */
+/* ======================================================================== */
+/* (After the language sections: their typemaps apply from here on.)      */
+
+%include <stdint.i>
+
+%apply retls_conn **out { retls_conn **out_client, retls_conn **out_server };
+
+/* Statuses and flags, for the language layers' tables. */
+%constant int OK = RETLS_OK;
+%constant int WANT_READ = RETLS_WANT_READ;
+%constant int WANT_WRITE = RETLS_WANT_WRITE;
+%constant int ZERO_RETURN = RETLS_ZERO_RETURN;
+%constant int EOF = RETLS_EOF;
+%constant int SYSCALL = RETLS_SYSCALL;
+%constant int SSL = RETLS_SSL;
+%constant int VERIFY = RETLS_VERIFY;
+%constant int RETRY_MISMATCH = RETLS_RETRY_MISMATCH;
+%constant int CLOSED = RETLS_CLOSED;
+%constant int BAD_ARG = RETLS_BAD_ARG;
+%constant int NOMEM = RETLS_NOMEM;
+%constant int WRITE_PENDING = RETLS_WRITE_PENDING;
+%constant int TIMEOUT = RETLS_TIMEOUT;
+%constant int CLIENT = RETLS_CLIENT;
+%constant int SERVER = RETLS_SERVER;
+%constant int FD_OWN = RETLS_FD_OWN;
+%constant int CLOSE_DISCARD = RETLS_CLOSE_DISCARD;
+
+%rename(version) retls_version;
+%rename(openssl_version) retls_openssl_version;
+%rename(status_name) retls_status_name;
+%rename(strerror) retls_strerror;
+const char *retls_version(void);
+const char *retls_openssl_version(void);
+const char *retls_status_name(int status);
+const char *retls_strerror(int status);
+
+/* ---- counters: a plain struct, read-only from scripts ------------------ */
+%rename(Stats) retls_stats;
+%nodefaultctor retls_stats;
+%immutable;
+typedef struct {
+  uint64_t writes;
+  uint64_t bytes_written;
+  uint64_t want_read;
+  uint64_t want_write;
+  uint64_t retries;
+  uint64_t mismatches;
+  uint64_t bytes_read;
+} retls_stats;
+%mutable;
+
+/* ---- contexts ----------------------------------------------------------- */
+/* Opaque to scripts: made only by ctx_new(), freed by the destructor when
+ * the script's object is collected.  Connections hold their own reference
+ * in C, so a context outlives them whatever order the GC picks. */
+%rename(Ctx) retls_ctx;
+%nodefaultctor retls_ctx;
+typedef struct retls_ctx {} retls_ctx;
+
+%{
+static retls_result w_ctx_new(retls_ctx **out, int role) {
+  if (role != RETLS_CLIENT && role != RETLS_SERVER)
+    return w_result(RETLS_BAD_ARG, "role must be CLIENT or SERVER");
+  return w_result(retls_ctx_new(out, (retls_role)role), "");
+}
+%}
+retls_result w_ctx_new(retls_ctx **out, int role);
+
+%extend retls_ctx {
+  ~retls_ctx() { retls_ctx_free($self); }
+  int w_role() { return (int)retls_ctx_role($self); }
+  const char *w_last_error() { return retls_ctx_last_error($self); }
+  retls_result w_set_verify(int on) {
+    return w_ctx_rc($self, retls_ctx_set_verify($self, on));
+  }
+  retls_result w_load_verify(const char *cafile, const char *capath) {
+    return w_ctx_rc($self, retls_ctx_load_verify($self, cafile, capath));
+  }
+  retls_result w_use_certificate(const char *certfile, const char *keyfile) {
+    return w_ctx_rc($self, retls_ctx_use_certificate($self, certfile, keyfile));
+  }
+  retls_result w_use_selfsigned(const char *common_name) {
+    return w_ctx_rc($self, retls_ctx_use_selfsigned($self, common_name));
+  }
+  retls_result w_set_versions(const char *min_version, const char *max_version) {
+    return w_ctx_rc($self, retls_ctx_set_versions($self, min_version, max_version));
+  }
+  retls_result w_set_ciphers(const char *list) {
+    return w_ctx_rc($self, retls_ctx_set_ciphers($self, list));
+  }
+  retls_result w_set_ciphersuites(const char *list) {
+    return w_ctx_rc($self, retls_ctx_set_ciphersuites($self, list));
+  }
+  retls_result w_set_alpn(const char *protocols) {
+    return w_ctx_rc($self, retls_ctx_set_alpn($self, protocols));
+  }
+  retls_result w_set_keylog(const char *path) {
+    return w_ctx_rc($self, retls_ctx_set_keylog($self, path));
+  }
+  retls_result w_set_auto_retry(int on) {
+    return w_ctx_rc($self, retls_ctx_set_auto_retry($self, on));
+  }
+  retls_result w_set_partial_write(int on) {
+    return w_ctx_rc($self, retls_ctx_set_partial_write($self, on));
+  }
+  retls_result w_set_max_send_fragment(size_t size) {
+    return w_ctx_rc($self, retls_ctx_set_max_send_fragment($self, size));
+  }
+  retls_result w_set_renegotiation(int on) {
+    return w_ctx_rc($self, retls_ctx_set_renegotiation($self, on));
+  }
+}
+
+/* ---- connections ---------------------------------------------------------- */
+%rename(Conn) retls_conn;
+%nodefaultctor retls_conn;
+typedef struct retls_conn {} retls_conn;
+
+/* Factories.  A connection that cannot be made has no detail text of its
+ * own: the context's last error explains it. */
+%{
+static retls_result w_conn_new_fd(retls_conn **out, retls_ctx *ctx, int fd,
+                                  int flags, const char *server_name) {
+  return w_ctx_rc(ctx, retls_conn_new_fd(out, ctx, fd, flags, server_name));
+}
+static retls_result w_conn_new_memory(retls_conn **out, retls_ctx *ctx,
+                                      const char *server_name,
+                                      size_t capacity) {
+  return w_ctx_rc(ctx, retls_conn_new_memory(out, ctx, server_name, capacity));
+}
+static retls_result w_connect(retls_conn **out, retls_ctx *ctx,
+                              const char *host, int port, int timeout_ms,
+                              const char *server_name) {
+  return w_ctx_rc(ctx, retls_connect(out, ctx, host, port, timeout_ms,
+                                     server_name));
+}
+static retls_result w_pair_new(retls_conn **out_client,
+                               retls_conn **out_server,
+                               retls_ctx *client_ctx, retls_ctx *server_ctx,
+                               size_t capacity) {
+  int status = retls_pair_new(out_client, out_server, client_ctx, server_ctx,
+                              capacity);
+  const char *detail = "";
+  if (client_ctx != NULL && *retls_ctx_last_error(client_ctx))
+    detail = retls_ctx_last_error(client_ctx);
+  else if (server_ctx != NULL)
+    detail = retls_ctx_last_error(server_ctx);
+  return w_result(status, detail);
+}
+%}
+retls_result w_conn_new_fd(retls_conn **out, retls_ctx *ctx, int fd,
+                           int flags, const char *server_name);
+retls_result w_conn_new_memory(retls_conn **out, retls_ctx *ctx,
+                               const char *server_name, size_t capacity);
+retls_result w_connect(retls_conn **out, retls_ctx *ctx, const char *host,
+                       int port, int timeout_ms, const char *server_name);
+retls_result w_pair_new(retls_conn **out_client, retls_conn **out_server,
+                        retls_ctx *client_ctx, retls_ctx *server_ctx,
+                        size_t capacity);
+
+%extend retls_conn {
+  /* Frees everything, a pending write included: the script dropped its
+   * last reference, so nobody can flush it any more. */
+  ~retls_conn() { retls_conn_free($self); }
+
+  retls_result w_handshake() {
+    return w_conn_rc($self, retls_conn_handshake($self));
+  }
+  retls_result w_write(const void *buf, size_t len, size_t *out) {
+    return w_conn_rc($self, retls_conn_write(out, $self, buf, len));
+  }
+  retls_result w_flush(size_t *out) {
+    return w_conn_rc($self, retls_conn_flush(out, $self));
+  }
+  size_t w_pending_write() { return retls_conn_pending_write($self); }
+  int w_want() { return retls_conn_want($self); }
+  retls_result w_read(void *buf, size_t cap, size_t *got) {
+    return w_conn_rc($self, retls_conn_read(got, $self, buf, cap));
+  }
+  size_t w_pending_read() { return retls_conn_pending_read($self); }
+  retls_result w_shutdown() {
+    return w_conn_rc($self, retls_conn_shutdown($self));
+  }
+  retls_result w_close(int flags) {
+    return w_conn_rc($self, retls_conn_close($self, flags));
+  }
+  retls_result w_renegotiate() {
+    return w_conn_rc($self, retls_conn_renegotiate($self));
+  }
+  retls_result w_key_update(int request_peer) {
+    return w_conn_rc($self, retls_conn_key_update($self, request_peer));
+  }
+
+  /* memory mode */
+  retls_result w_bio_write(const void *buf, size_t len, size_t *out) {
+    return w_conn_rc($self, retls_conn_bio_write(out, $self, buf, len));
+  }
+  retls_result w_bio_read(void *buf, size_t cap, size_t *got) {
+    return w_conn_rc($self, retls_conn_bio_read(got, $self, buf, cap));
+  }
+  size_t w_bio_pending() { return retls_conn_bio_pending($self); }
+  retls_result w_bio_write_eof() {
+    return w_conn_rc($self, retls_conn_bio_write_eof($self));
+  }
+
+  /* information */
+  retls_stats w_stats() {
+    retls_stats s;
+    retls_conn_stats(&s, $self);
+    return s;
+  }
+  const char *w_last_error() { return retls_conn_last_error($self); }
+  const char *w_version() { return retls_conn_version($self); }
+  const char *w_cipher() { return retls_conn_cipher($self); }
+  const char *w_alpn() { return retls_conn_alpn($self); }
+  retls_result w_peer_certificate(const unsigned char **der, size_t *der_len) {
+    return w_conn_rc($self, retls_conn_peer_certificate(der, der_len, $self));
+  }
+  long w_verify_result() { return retls_conn_verify_result($self); }
+  const char *w_verify_text() { return retls_conn_verify_text($self); }
+  int w_fileno() { return retls_conn_fileno($self); }
+  int w_is_established() { return retls_conn_is_established($self); }
+}
