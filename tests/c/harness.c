@@ -240,6 +240,40 @@ int harness_memory_handshake(retls_conn *client, retls_conn *server) {
   return RETLS_TIMEOUT;
 }
 
+int harness_memory_pair(retls_conn **out_client, retls_conn **out_server,
+                        retls_ctx *client_ctx, retls_ctx *server_ctx,
+                        size_t capacity) {
+  retls_ctx *cc = client_ctx ? client_ctx : harness_ctx(RETLS_CLIENT);
+  retls_ctx *sc = server_ctx ? server_ctx : harness_ctx(RETLS_SERVER);
+  harness_buf junk = {0};
+  int st = RETLS_NOMEM;
+  *out_client = *out_server = NULL;
+  if (cc != NULL && sc != NULL &&
+      (st = retls_conn_new_memory(out_client, cc, NULL, capacity)) ==
+          RETLS_OK &&
+      (st = retls_conn_new_memory(out_server, sc, NULL, 0)) == RETLS_OK &&
+      (st = harness_memory_handshake(*out_client, *out_server)) == RETLS_OK) {
+    st = harness_drain(*out_client, &junk);
+    if (st == RETLS_WANT_READ)
+      st = RETLS_OK;
+  }
+  if (st != RETLS_OK) {
+    fprintf(stderr, "harness_memory_pair: %s (%s / %s)\n",
+            retls_status_name(st),
+            *out_client ? retls_conn_last_error(*out_client) : "",
+            *out_server ? retls_conn_last_error(*out_server) : "");
+    retls_conn_free(*out_client);
+    retls_conn_free(*out_server);
+    *out_client = *out_server = NULL;
+  }
+  if (cc != client_ctx)
+    retls_ctx_free(cc);
+  if (sc != server_ctx)
+    retls_ctx_free(sc);
+  harness_buf_free(&junk);
+  return st;
+}
+
 int harness_tls_records(const harness_buf *stream, size_t *lens, int max) {
   size_t off = 0;
   int n = 0;

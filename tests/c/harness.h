@@ -103,6 +103,14 @@ size_t harness_relay(retls_conn *from, retls_conn *to, size_t limit,
  * with harness_relay; RETLS_OK or the failing status. */
 int harness_memory_handshake(retls_conn *client, retls_conn *server);
 
+/* Two memory-mode connections (NULL contexts: harness_ctx defaults; the
+ * client's outgoing buffer holds capacity bytes, 0: default), handshake
+ * done and everything the server sent after it (TLS 1.3 session tickets)
+ * consumed by the client, so later ciphertext is only what a test causes. */
+int harness_memory_pair(retls_conn **out_client, retls_conn **out_server,
+                        retls_ctx *client_ctx, retls_ctx *server_ctx,
+                        size_t capacity);
+
 /* Split a captured TLS byte stream into records: writes the payload
  * length of each into lens (up to max) and returns the number of
  * records, or -1 when the stream does not end on a record boundary. */
