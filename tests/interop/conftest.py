@@ -1,10 +1,11 @@
 """Fixtures for the interop suite: the PKI and how to run each client.
 
 CMake passes where things are (tests/interop/CMakeLists.txt):
-RETLS_SOURCE_DIR, RETLS_C_CLIENT, RETLS_PYTHONPATH, RETLS_LUA and
-RETLS_LUA_PATH / RETLS_LUA_CPATH.  A missing one is an error that says so,
+RETLS_SOURCE_DIR, RETLS_C_CLIENT, RETLS_PYTHONPATH, RETLS_LUA (the Lua
+version) and RETLS_LUA_PATH / RETLS_LUA_CPATH.  A missing one is an error that says so,
 never a skip."""
 import os
+import shutil
 import sys
 
 import pytest
@@ -40,9 +41,21 @@ def python_env():
 
 def lua_env():
     env = dict(os.environ)
-    env["LUA_PATH"] = need_env("RETLS_LUA_PATH")
-    env["LUA_CPATH"] = need_env("RETLS_LUA_CPATH")
+    # ";;" keeps Lua's default paths (LuaSocket lives there).
+    env["LUA_PATH"] = need_env("RETLS_LUA_PATH") + ";;"
+    env["LUA_CPATH"] = need_env("RETLS_LUA_CPATH") + ";;"
     return env
+
+
+def lua_interpreter():
+    """The interpreter for RETLS_LUA (the CMake option: 5.1, 5.3, 5.4 or
+    luajit), as Debian names it."""
+    lua = need_env("RETLS_LUA")
+    name = "luajit" if lua == "luajit" else f"lua{lua}"
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not found on PATH (scripts/setup.sh installs it)")
+    return path
 
 
 class Client:
@@ -62,7 +75,7 @@ class Client:
                      os.path.join(EXAMPLES, "python", example + ".py")],
                     python_env())
         if self.lang == "lua":
-            return ([need_env("RETLS_LUA"),
+            return ([lua_interpreter(),
                      os.path.join(EXAMPLES, "lua", example + ".lua")],
                     lua_env())
         raise ValueError(self.lang)
