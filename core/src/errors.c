@@ -149,12 +149,30 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
     break;
   case SSL_ERROR_SSL: {
     unsigned long e = ERR_peek_error();
+    unsigned long last = ERR_peek_last_error();
     long vr = SSL_get_verify_result(conn->ssl);
-    if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
-        ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+    /* The BIO may queue its own error before OpenSSL's "unexpected eof"
+     * (a BIO pair whose other half was freed says "uninitialized"), so
+     * look at the last entry too. */
+    if ((ERR_GET_LIB(e) == ERR_LIB_SSL &&
+         ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING) ||
+        (ERR_GET_LIB(last) == ERR_LIB_SSL &&
+         ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
       status = RETLS_EOF;
       snprintf(conn->detail, sizeof(conn->detail),
                "%s: the peer closed the transport without close_notify", op);
+    } else if (conn->transport == RETLS__T_PAIR &&
+               ERR_GET_LIB(e) == ERR_LIB_BIO &&
+               ERR_GET_REASON(e) == BIO_R_UNINITIALIZED) {
+      /* Freeing one end of a BIO pair (closing the peer connection)
+       * leaves this half "uninitialized": for the caller that is the
+       * transport closing without close_notify, not a protocol error. */
+      status = RETLS_EOF;
+      snprintf(conn->detail, sizeof(conn->detail),
+               "%s: the other end of the pair was closed without "
+               "close_notify",
+               op);
+      ERR_clear_error();
     } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
                ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
                vr != X509_V_OK) {
