@@ -1,0 +1,500 @@
+"""retls: TLS writes that keep OpenSSL's retry contract for you.
+
+A write that stops with WantRead/WantWrite is kept by the connection (it
+copies the pending bytes), so the caller may drop, mutate or re-slice its
+buffer: ``flush()`` finishes the pending write, ``write()`` with the same
+bytes resumes it, and ``write()`` with other bytes raises RetryMismatch
+without sending anything.
+
+    >>> import retls
+    >>> client, server = retls.pair()
+    >>> client.write(b"hello")          # the handshake runs implicitly
+    ...
+
+The C core is libretls (core/), wrapped by SWIG from bindings/retls.i into
+``retls._core``; this module is the idiomatic layer over it.
+"""
+
+import builtins as _builtins
+import math as _math
+import os as _os
+
+from . import _core
+
+__all__ = [
+    "Context", "Connection", "connect", "pair",
+    "Error", "WantIO", "WantRead", "WantWrite", "RetryMismatch",
+    "ZeroReturn", "SSLError", "VerifyError", "Closed", "WritePending",
+    "ArgumentError", "OPENSSL_VERSION",
+]
+
+__version__ = _core.version()
+OPENSSL_VERSION = _core.openssl_version()
+
+
+# ---- exceptions -------------------------------------------------------------
+
+class Error(OSError):
+    """Base of every retls error.  str(e) is the connection's detail text:
+    OpenSSL's reason, the verification result, or retls' own explanation."""
+
+
+class WantIO(Error):
+    """The operation must be repeated once the transport is ready (or, in
+    memory mode, once ciphertext was moved).  A pending write is kept by
+    the connection: flush() finishes it."""
+
+
+class WantRead(WantIO):
+    """Repeat when the socket is readable (memory mode: after bio_write)."""
+
+
+class WantWrite(WantIO):
+    """Repeat when the socket is writable (memory mode: after bio_read).
+    Raised out of sendall(), it carries ``bytes_sent``: the bytes of that
+    call acknowledged before the one that is now pending."""
+    bytes_sent = 0
+
+
+class RetryMismatch(Error, ValueError):
+    """A write presented other bytes than the pending one.  Nothing was
+    sent; flush() finishes the pending write, then write the new data."""
+
+
+class ZeroReturn(Error):
+    """The peer closed the TLS connection cleanly (close_notify)."""
+
+
+class EOFError(Error, _builtins.EOFError):
+    """The peer closed the transport without a close_notify."""
+
+
+class SSLError(Error):
+    """TLS protocol failure, with OpenSSL's reason."""
+
+
+class VerifyError(SSLError):
+    """Certificate verification failed (chain or hostname); the message
+    holds OpenSSL's verify result text."""
+
+
+class Closed(Error):
+    """The connection is closed, or failed earlier and can only be closed."""
+
+
+class WritePending(Error):
+    """shutdown()/close() refused: a write is still pending.  flush() it
+    first, or close(discard=True) to drop it."""
+
+
+class TimeoutError(Error, _builtins.TimeoutError):
+    """A blocking operation exceeded connect()'s timeout; a write keeps its
+    pending bytes and may be repeated."""
+
+
+class ArgumentError(Error, ValueError):
+    """The call does not fit the connection's state or configuration
+    (e.g. key_update() on TLS 1.2); the message names the way out."""
+
+
+# THE table: every status the core can return, to the class raised for it.
+# The C wrapper raises from this table (registered below); nothing else in
+# the bindings maps statuses.
+_EXCEPTIONS = {
+    _core.WANT_READ: WantRead,
+    _core.WANT_WRITE: WantWrite,
+    _core.ZERO_RETURN: ZeroReturn,
+    _core.EOF: EOFError,
+    _core.SYSCALL: Error,
+    _core.SSL: SSLError,
+    _core.VERIFY: VerifyError,
+    _core.RETRY_MISMATCH: RetryMismatch,
+    _core.CLOSED: Closed,
+    _core.BAD_ARG: ArgumentError,
+    _core.NOMEM: MemoryError,
+    _core.WRITE_PENDING: WritePending,
+    _core.TIMEOUT: TimeoutError,
+}
+for _status, _cls in _EXCEPTIONS.items():
+    _core.set_exception(_status, _cls)
+del _status, _cls
+
+
+def _path(value, name):
+    if value is None:
+        return None
+    try:
+        return _os.fspath(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a path (str or os.PathLike), "
+                        f"not {type(value).__name__!r}") from None
+
+
+def _text(value, name):
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, "
+                        f"not {type(value).__name__!r}")
+    return value
+
+
+# ---- contexts ---------------------------------------------------------------
+
+class Context:
+    """TLS settings shared by many connections (an SSL_CTX).
+
+    role is "client" or "server".  verify: clients check the server's
+    certificate and hostname (default True); servers require a client
+    certificate (default False: None means "the role's default").
+    alpn is a sequence of protocol names in preference order.  keylog is
+    a path that receives the TLS secrets in NSS key log format.
+    partial_write lets write() return after fewer bytes than given.
+    """
+
+    def __init__(self, role="client", *, verify=None, cafile=None,
+                 capath=None, certfile=None, keyfile=None,
+                 min_version="TLSv1.2", max_version=None, ciphers=None,
+                 ciphersuites=None, alpn=None, keylog=None,
+                 partial_write=False, auto_retry=True):
+        if role not in ("client", "server"):
+            raise ValueError(f"role must be 'client' or 'server', not {role!r}")
+        self.role = role
+        self._c = c = _core.ctx_new(_core.CLIENT if role == "client"
+                                    else _core.SERVER)
+        if verify is not None:
+            c.set_verify(bool(verify))
+        cafile, capath = _path(cafile, "cafile"), _path(capath, "capath")
+        if cafile is not None or capath is not None:
+            c.load_verify(cafile, capath)
+        certfile, keyfile = _path(certfile, "certfile"), _path(keyfile, "keyfile")
+        if certfile is not None:
+            c.use_certificate(certfile, keyfile)
+        elif keyfile is not None:
+            raise ValueError("keyfile needs a certfile")
+        c.set_versions(_text(min_version, "min_version"),
+                       _text(max_version, "max_version"))
+        if ciphers is not None:
+            c.set_ciphers(_text(ciphers, "ciphers"))
+        if ciphersuites is not None:
+            c.set_ciphersuites(_text(ciphersuites, "ciphersuites"))
+        if alpn is not None:
+            c.set_alpn(_alpn_list(alpn))
+        if keylog is not None:
+            c.set_keylog(_path(keylog, "keylog"))
+        c.set_partial_write(bool(partial_write))
+        c.set_auto_retry(bool(auto_retry))
+
+    def use_selfsigned(self, common_name="localhost"):
+        """Use a throwaway self-signed certificate (tests and demos)."""
+        self._c.use_selfsigned(_text(common_name, "common_name"))
+
+    def __repr__(self):
+        return f"<retls.Context {self.role}>"
+
+
+def _alpn_list(alpn):
+    if isinstance(alpn, (str, bytes)):
+        raise TypeError("alpn must be a sequence of protocol names, e.g. "
+                        "['h2', 'http/1.1'], not a single string")
+    names = list(alpn)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"alpn protocol names must be str, not "
+                            f"{type(name).__name__!r}")
+        if not name or "," in name or len(name.encode()) > 255:
+            raise ValueError(f"bad alpn protocol name {name!r}: need 1..255 "
+                             f"bytes without ','")
+    return ",".join(names)
+
+
+def _ctx_arg(ctx, name):
+    if ctx is None:
+        return None
+    if not isinstance(ctx, Context):
+        raise TypeError(f"{name} must be a retls.Context or None, not "
+                        f"{type(ctx).__name__!r}")
+    return ctx._c
+
+
+# ---- connections ------------------------------------------------------------
+
+_WANT_NAMES = {_core.WANT_READ: "read", _core.WANT_WRITE: "write"}
+
+
+class Connection:
+    """One TLS connection.
+
+    sock is a connected socket object, an int fd, or None for memory mode
+    (move ciphertext with bio_write()/bio_read()).  The connection never
+    closes a socket it did not open; it keeps the socket object (and the
+    context) alive as long as it needs them.
+    """
+
+    def __init__(self, ctx, sock=None, *, server_hostname=None):
+        cctx = _ctx_arg(ctx, "ctx")
+        if cctx is None:
+            raise TypeError("ctx must be a retls.Context")
+        _text(server_hostname, "server_hostname")
+        if sock is None:
+            c = _core.conn_new_memory(cctx, server_hostname, 0)
+        else:
+            c = _core.conn_new_fd(cctx, _fileno_of(sock), 0, server_hostname)
+        self._setup(c, ctx, sock)
+        self._memory = sock is None
+
+    @classmethod
+    def _wrap(cls, c, ctx, sock):
+        self = cls.__new__(cls)
+        self._setup(c, ctx, sock)
+        self._memory = False
+        return self
+
+    def _setup(self, c, ctx, sock):
+        self._c = c
+        self.context = ctx       # keeps the context alive
+        self._sock = sock        # keeps the socket object (and its fd) alive
+        # The hot calls go straight to the C methods: no Python frame per
+        # call.  The methods below stay for help() and for subclasses that
+        # override them (then nothing is bound).  read() keeps its frame for
+        # its default size.
+        cls = type(self)
+        if cls.write is Connection.write:
+            self.write = c.write
+        if cls.flush is Connection.flush:
+            self.flush = c.flush
+
+    # -- the write path: straight into C ----------------------------------
+
+    def write(self, data):
+        """Write a bytes-like object; returns the bytes taken (all of them
+        unless the context has partial_write).  WantRead/WantWrite: the
+        connection keeps the bytes; flush() (or the same write) later."""
+        return self._c.write(data)
+
+    def flush(self):
+        """Finish the pending write; returns its bytes now acknowledged
+        (0 when nothing was pending)."""
+        return self._c.flush()
+
+    @property
+    def pending_write(self):
+        """Bytes of a pending write (0 if none)."""
+        return self._c.pending_write()
+
+    @property
+    def want(self):
+        """What the last operation waits for: "read", "write" or None."""
+        return _WANT_NAMES.get(self._c.want())
+
+    def sendall(self, data):
+        """Write all of data.  A WantRead/WantWrite raised out of it carries
+        e.bytes_sent, the bytes acknowledged before the pending part
+        data[e.bytes_sent:]: after the wait, flush() and then sendall()
+        whatever flush() did not cover."""
+        view = memoryview(data)
+        try:
+            if view.format != "B" or view.ndim != 1:
+                view = view.cast("B")
+            total = view.nbytes
+            sent = 0
+            while sent < total:
+                try:
+                    sent += self._c.write(view[sent:] if sent else view)
+                except WantIO as e:
+                    e.bytes_sent = sent
+                    raise
+        finally:
+            view.release()
+
+    def read(self, n=16384):
+        """Read up to n decrypted bytes (at least 1).  ZeroReturn when the
+        peer closed cleanly."""
+        return self._c.read(n)
+
+    @property
+    def pending_read(self):
+        """Decrypted bytes readable without I/O."""
+        return self._c.pending_read()
+
+    def do_handshake(self):
+        """Run or continue the handshake (optional: write/read do it)."""
+        self._c.handshake()
+
+    def shutdown(self):
+        """Send close_notify (the peer's is not awaited: read until
+        ZeroReturn for that).  WritePending while a write is pending."""
+        self._c.shutdown()
+
+    def close(self, *, discard=False):
+        """Free the TLS state; no close_notify (see shutdown()).  With a
+        write pending it raises WritePending unless discard=True.  The
+        socket given to the constructor is not closed.  Closing twice is
+        fine; every later operation raises Closed."""
+        self._c.close(_core.CLOSE_DISCARD if discard else 0)
+        self._sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        # Leaving on an exception may leave a write pending that nobody
+        # will flush; raising WritePending then would hide the real error.
+        self.close(discard=exc_type is not None)
+
+    def renegotiate(self):
+        """Schedule a TLS 1.2 renegotiation (runs at the next I/O)."""
+        self._c.renegotiate()
+
+    def key_update(self, request_peer=False):
+        """Schedule a TLS 1.3 KeyUpdate, sent with the next write."""
+        self._c.key_update(bool(request_peer))
+
+    # -- memory mode -------------------------------------------------------
+
+    def bio_write(self, data):
+        """Memory mode: feed ciphertext received from the peer."""
+        return self._c.bio_write(data)
+
+    def bio_read(self, n=-1):
+        """Memory mode: take up to n bytes of ciphertext for the peer (all
+        that is waiting when n < 0); b"" when nothing is waiting."""
+        if n < 0:
+            n = self._c.bio_pending()
+        return self._c.bio_read(n) if n else b""
+
+    @property
+    def bio_pending(self):
+        """Memory mode: ciphertext bytes waiting for bio_read()."""
+        return self._c.bio_pending()
+
+    def bio_write_eof(self):
+        """Memory mode: the peer's byte stream has ended."""
+        self._c.bio_write_eof()
+
+    # -- information --------------------------------------------------------
+
+    @property
+    def version(self):
+        """"TLSv1.3" etc., None before the handshake."""
+        return self._c.version()
+
+    @property
+    def cipher(self):
+        return self._c.cipher()
+
+    @property
+    def alpn_protocol(self):
+        """The ALPN protocol agreed, or None."""
+        return self._c.alpn()
+
+    @property
+    def peer_certificate(self):
+        """The peer's certificate in DER, or None."""
+        return self._c.peer_certificate()
+
+    @property
+    def stats(self):
+        s = self._c.stats()
+        return {
+            "writes": s.writes, "bytes_written": s.bytes_written,
+            "want_read": s.want_read, "want_write": s.want_write,
+            "retries": s.retries, "mismatches": s.mismatches,
+            "bytes_read": s.bytes_read,
+        }
+
+    @property
+    def established(self):
+        """True once the handshake has completed."""
+        return bool(self._c.is_established())
+
+    def fileno(self):
+        """The socket's fd; -1 in memory/pair mode and after close()."""
+        return self._c.fileno()
+
+    def __repr__(self):
+        return (f"<retls.Connection {self._c.version() or 'no session'} "
+                f"fd={self._c.fileno()}>")
+
+
+def _fileno_of(sock):
+    if isinstance(sock, bool) or not isinstance(sock, int):
+        fileno = getattr(sock, "fileno", None)
+        if fileno is None:
+            raise TypeError(f"sock must be a socket object, an int fd or None,"
+                            f" not {type(sock).__name__!r}")
+        timeout = sock.gettimeout() if hasattr(sock, "gettimeout") else None
+        if timeout not in (None, 0.0):
+            # A Python socket timeout puts the fd in non-blocking mode, and
+            # retls works on the fd: the timeout would surface as WantRead/
+            # WantWrite at random.  Ask for an explicit choice instead.
+            raise ValueError(
+                f"the socket has a timeout ({timeout} s), which retls cannot "
+                f"honour on the raw fd; use sock.setblocking(True), or "
+                f"sock.setblocking(False) with select, or retls.connect(..., "
+                f"timeout=...)")
+        sock = fileno()
+    if sock < 0:
+        raise ValueError(f"sock is closed (fd {sock})")
+    return sock
+
+
+def connect(host, port, ctx=None, *, server_hostname=None, timeout=None):
+    """Open a TCP connection to host:port and wrap it (handshake not done
+    yet).  ctx defaults to a verifying client Context; server_hostname
+    defaults to host.  timeout (seconds) bounds the connect and every later
+    blocking read/write (TimeoutError).  The connection owns the socket."""
+    if ctx is None:
+        ctx = Context("client")
+    cctx = _ctx_arg(ctx, "ctx")
+    _text(host, "host")
+    _text(server_hostname, "server_hostname")
+    if timeout is None:
+        timeout_ms = 0
+    elif timeout > 0:
+        timeout_ms = min(max(1, _math.ceil(timeout * 1000)), 2**31 - 1)
+    else:
+        raise ValueError(f"timeout must be > 0 seconds or None, not {timeout!r}")
+    c = _core.connect(cctx, host, port, timeout_ms, server_hostname)
+    return Connection._wrap(c, ctx, None)
+
+
+def pair(client_ctx=None, server_ctx=None, *, capacity=16384,
+         handshake=True):
+    """Two connected ends over an in-process BIO pair, (client, server).
+    capacity bounds the buffer in each direction: a write that does not fit
+    raises WantWrite until the other end reads.  Without contexts: a client
+    that does not verify and a server with a throwaway certificate.  The
+    handshake is done before returning unless handshake=False (then call
+    do_handshake() on both ends in turn until both succeed)."""
+    cc, sc = _ctx_arg(client_ctx, "client_ctx"), _ctx_arg(server_ctx, "server_ctx")
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise TypeError(f"capacity must be an int, not {type(capacity).__name__!r}")
+    if capacity < 1:
+        raise ValueError(f"capacity must be >= 1 byte, not {capacity}")
+    client, server = _core.pair_new(cc, sc, capacity)
+    ends = (Connection._wrap(client, client_ctx, None),
+            Connection._wrap(server, server_ctx, None))
+    if handshake:
+        _handshake_pair(*ends)
+    return ends
+
+
+def _handshake_pair(a, b):
+    """Drive the handshake of two ends that only talk to each other (a
+    pair, or two memory connections whose ciphertext is moved here) until
+    both are done.  Raises the first real failure."""
+    done = [False, False]
+    for _ in range(1000):
+        for i, (me, peer) in enumerate(((a, b), (b, a))):
+            if not done[i]:
+                try:
+                    me.do_handshake()
+                    done[i] = True
+                except WantIO:
+                    pass
+            if me._memory:
+                data = me.bio_read()
+                if data:
+                    peer.bio_write(data)
+        if all(done):
+            return
+    raise Error("handshake made no progress after 1000 rounds")

@@ -1,0 +1,228 @@
+"""Helpers for the Python suite (fixtures are in conftest.py).
+
+The suite imports the retls package from PYTHONPATH (CTest points it at
+<build>/bindings/python).  Everything network-related stays on 127.0.0.1,
+every wait is bounded, and every server started here is stopped here.
+"""
+import os
+import random
+import socket
+import subprocess
+import threading
+import time
+
+import retls
+
+HOST = "127.0.0.1"
+
+
+# ---- moving bytes ------------------------------------------------------------
+
+def drain(conn, limit=1 << 20):
+    """Everything readable from conn right now (until WantRead)."""
+    out = bytearray()
+    while True:
+        try:
+            out += conn.read(limit)
+        except retls.WantRead:
+            return bytes(out)
+
+
+def relay(a, b):
+    """Memory mode: move the ciphertext a has for b.  Returns the bytes."""
+    data = a.bio_read()
+    if data:
+        b.bio_write(data)
+    return data
+
+
+def handshake_memory(a, b, rounds=20):
+    """Drive two memory connections through the handshake by hand."""
+    done = [False, False]
+    for _ in range(rounds):
+        for i, (me, peer) in enumerate(((a, b), (b, a))):
+            if not done[i]:
+                try:
+                    me.do_handshake()
+                    done[i] = True
+                except retls.WantRead:
+                    pass
+            relay(me, peer)
+        if all(done):
+            return
+    raise AssertionError("memory handshake did not finish")
+
+
+def flush_through(writer, reader, got, rounds=10000):
+    """flush() writer until its pending write is done, draining reader into
+    got (a bytearray) whenever the transport is full.  Returns (bytes the
+    final flush acknowledged, number of flush calls)."""
+    for i in range(1, rounds + 1):
+        got += drain(reader)
+        try:
+            return writer.flush(), i
+        except retls.WantWrite:
+            continue
+    raise AssertionError("flush made no progress")
+
+
+def pattern(n, seed=0):
+    """n deterministic pseudo-random bytes, different per seed."""
+    return random.Random(seed).randbytes(n)
+
+
+def client_ctx(**kw):
+    kw.setdefault("verify", False)
+    return retls.Context("client", **kw)
+
+
+def server_ctx(**kw):
+    ctx = retls.Context("server", **kw)
+    if "certfile" not in kw:
+        ctx.use_selfsigned("localhost")
+    return ctx
+
+
+# ---- certificates ------------------------------------------------------------
+
+class PKI:
+    """A throwaway CA, a server certificate for localhost/127.0.0.1, a
+    client certificate, and an unrelated CA; PEM files in a directory."""
+
+    def __init__(self, d):
+        self.dir = d
+        p = lambda name: os.path.join(d, name)
+        self.ca, self.other_ca = p("ca.pem"), p("other-ca.pem")
+        self.server_cert, self.server_key = p("server.pem"), p("server.key")
+        self.client_cert, self.client_key = p("client.pem"), p("client.key")
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, timeout=60,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def make_pki(d):
+    """Create the PKI files in directory d."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    for ca, cn in (("ca", "retls test CA"), ("other-ca", "unrelated CA")):
+        _openssl("req", "-x509", *ec, "-keyout", f"{ca}.key", "-out",
+                 f"{ca}.pem", "-days", "1", "-subj", f"/CN={cn}", cwd=d)
+    for name, cn, ext in (
+            ("server", "localhost",
+             "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+             "extendedKeyUsage=serverAuth\n"),
+            ("client", "retls-test-client", "extendedKeyUsage=clientAuth\n")):
+        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={cn}", cwd=d)
+        with open(os.path.join(d, f"{name}.ext"), "w") as f:
+            f.write(ext)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
+                 "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
+                 "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
+    return PKI(d)
+
+
+# ---- real servers -------------------------------------------------------------
+
+def _listening(port):
+    """True once something LISTENs on 127.0.0.1:port (Linux /proc), checked
+    without connecting: a probe connection would use up s_server's one
+    accept."""
+    want = "0100007F:%04X" % port
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1] == want and fields[3] == "0A":
+                return True
+    return False
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class SServer:
+    """`openssl s_server -quiet -naccept 1`: its stdout is exactly the bytes
+    the client sent; it exits after the one connection.  Commands for its
+    stdin ("R" renegotiate, "k" key update...) go through send_command()."""
+
+    def __init__(self, pki, args=()):
+        self.pki, self.args = pki, list(args)
+
+    def start(self, timeout=10.0):
+        for _ in range(5):  # the port can be taken between probe and bind
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                ["openssl", "s_server", "-quiet", "-naccept", "1",
+                 "-accept", f"{HOST}:{self.port}",
+                 "-cert", self.pki.server_cert, "-key", self.pki.server_key,
+                 *self.args],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE)
+            self.out = bytearray()
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                if _listening(self.port):
+                    return self
+                time.sleep(0.02)
+            self.stop()
+        raise RuntimeError("openssl s_server did not start listening")
+
+    def _read(self):
+        while True:
+            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+            if not chunk:
+                return
+            self.out += chunk
+
+    def received(self, n, timeout=30.0):
+        """Wait (bounded) until the server printed n bytes; return them."""
+        deadline = time.monotonic() + timeout
+        while len(self.out) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return bytes(self.out)
+
+    def send_command(self, cmd):
+        self.proc.stdin.write(cmd)
+        self.proc.stdin.flush()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._reader.join(5)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+
+class SocketPair:
+    """A connected TLS pair over a real AF_UNIX socketpair, both ends
+    blocking, handshake done (the server side in a thread)."""
+
+    def __init__(self, cctx=None, sctx=None):
+        self.a, self.b = socket.socketpair()
+        self.client = retls.Connection(cctx or client_ctx(), self.a)
+        self.server = retls.Connection(sctx or server_ctx(), self.b)
+        t = threading.Thread(target=self.server.do_handshake)
+        t.start()
+        self.client.do_handshake()
+        t.join(10)
+        assert not t.is_alive()
+
+    def close(self):
+        for c in (self.client, self.server):
+            c.close(discard=True)
+        self.a.close()
+        self.b.close()
