@@ -294,8 +294,202 @@ RETLS_PY_MAY_BLOCK(w_shutdown)
 /* LUA SECTION                                                              */
 /* ======================================================================== */
 #elif defined(SWIGLUA)
+/*
+ * The C module retls_core; the idiomatic layer is bindings/lua/retls.lua,
+ * which wraps Ctx and Conn objects in Lua objects with the documented API.
+ * Everything here works unchanged on Lua 5.1, 5.3, 5.4 and LuaJIT.
+ */
 
-/* (to be written) */
+%{
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- status -> error ---------------------------------------------------- */
+/* The table itself is in retls.lua (one table, status -> error), handed
+ * over once at load through set_errors(), as the Python layer registers
+ * its classes.  An entry is either
+ *   a string: the error's kind; a fresh error object
+ *             { kind = k, message = detail, status = s } with the error
+ *             metatable is raised, or
+ *   any other value (retls.WantRead, retls.WantWrite): raised as is, so
+ *             scripts compare it with ==.
+ * Before retls.lua registered the table (someone required retls_core
+ * alone) errors are plain strings "RETLS_NAME: detail". */
+#define RETLS_LUA_ERRORS "retls.errors"
+#define RETLS_LUA_ERROR_MT "retls.error_mt"
+
+/* Push the error value for status; the caller then raises it (SWIG_fail). */
+static void retls_lua_push_error(lua_State *L, int status, const char *detail) {
+  if (detail == NULL || *detail == '\0')
+    detail = retls_strerror(status);
+  lua_getfield(L, LUA_REGISTRYINDEX, RETLS_LUA_ERRORS);
+  if (lua_istable(L, -1)) {
+    lua_pushinteger(L, status);
+    lua_rawget(L, -2);                    /* errors, entry */
+    if (lua_type(L, -1) == LUA_TSTRING) { /* a kind: build the object */
+      lua_createtable(L, 0, 3);           /* errors, kind, err */
+      lua_pushvalue(L, -2);
+      lua_setfield(L, -2, "kind");
+      lua_pushstring(L, detail);
+      lua_setfield(L, -2, "message");
+      lua_pushinteger(L, status);
+      lua_setfield(L, -2, "status");
+      lua_getfield(L, LUA_REGISTRYINDEX, RETLS_LUA_ERROR_MT);
+      lua_setmetatable(L, -2);
+      lua_remove(L, -2);                  /* errors, err */
+    }
+    if (!lua_isnil(L, -1)) {
+      lua_remove(L, -2);                  /* err */
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  lua_pushfstring(L, "%s: %s", retls_status_name(status), detail);
+}
+
+/* set_errors(table, metatable): register the status -> error table and
+ * the metatable of error objects.  Called once by retls.lua. */
+static int retls_lua_set_errors(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_pushvalue(L, 1);
+  lua_setfield(L, LUA_REGISTRYINDEX, RETLS_LUA_ERRORS);
+  lua_pushvalue(L, 2);
+  lua_setfield(L, LUA_REGISTRYINDEX, RETLS_LUA_ERROR_MT);
+  return 0;
+}
+
+/* Argument errors found by the typemaps are raised like the core's
+ * RETLS_BAD_ARG (kind "arg"), naming the function and the argument.
+ * $argnum counts self, so a method's first argument is #1 as Lua's
+ * "bad argument #1 to 'write'" counts it. */
+static void retls_lua_arg_error(lua_State *L, const char *fn, int argnum,
+                                const char *fmt, const char *got) {
+  char msg[256], what[160];
+  /* "Conn_bio_write" -> "bio_write": the method name the script used */
+  const char *name = strchr(fn, '_');
+  name = name != NULL && fn[0] >= 'A' && fn[0] <= 'Z' ? name + 1 : fn;
+  snprintf(what, sizeof(what), fmt, got);
+  snprintf(msg, sizeof(msg), "bad argument #%d to '%s' (%s)", argnum - 1,
+           name, what);
+  retls_lua_push_error(L, RETLS_BAD_ARG, msg);
+}
+
+/* raise(status [, message]): raise the error for status through the same
+ * table, for the checks retls.lua makes itself (bad options, bad types). */
+static int retls_lua_raise(lua_State *L) {
+  int status = (int)luaL_checkinteger(L, 1);
+  retls_lua_push_error(L, status, luaL_optstring(L, 2, NULL));
+  return lua_error(L);
+}
+%}
+
+%native(set_errors) int retls_lua_set_errors(lua_State *L);
+%native(raise) int retls_lua_raise(lua_State *L);
+
+/* OpenSSL writes to sockets with write(2): a peer that went away would
+ * kill the process with SIGPIPE instead of giving RETLS_SYSCALL.  Ignore
+ * it at load, as LuaSocket does. */
+%init %{
+  signal(SIGPIPE, SIG_IGN);
+%}
+
+%typemap(out) retls_result {
+  if ($1.status != RETLS_OK) {
+    retls_lua_push_error(L, $1.status, $1.detail);
+    SWIG_fail;
+  }
+}
+
+/* ---- outputs ------------------------------------------------------------ */
+%typemap(argout) size_t *out {
+  lua_pushinteger(L, (lua_Integer)*$1);
+  SWIG_arg++;
+}
+%typemap(argout) retls_ctx **out {
+  SWIG_NewPointerObj(L, *$1, $*1_descriptor, 1);
+  SWIG_arg++;
+}
+%typemap(argout) retls_conn **out {
+  SWIG_NewPointerObj(L, *$1, $*1_descriptor, 1);
+  SWIG_arg++;
+}
+%typemap(argout) (const unsigned char **der, size_t *der_len) {
+  if (*$1 != NULL)
+    lua_pushlstring(L, (const char *)*$1, *$2);
+  else
+    lua_pushnil(L);
+  SWIG_arg++;
+}
+
+/* Whole numbers are Lua integers on 5.3+ (SWIG's default pushes floats,
+ * which print as "5.0"); on 5.1 / LuaJIT this is the same number. */
+%typemap(out) int, long, size_t "lua_pushinteger(L, (lua_Integer)$1); SWIG_arg++;"
+
+/* The counters as a plain table (what conn:stats() returns). */
+%typemap(out) retls_stats {
+  lua_createtable(L, 0, 7);
+#define RETLS_LUA_STAT(f) \
+  lua_pushinteger(L, (lua_Integer)$1.f); lua_setfield(L, -2, #f);
+  RETLS_LUA_STAT(writes) RETLS_LUA_STAT(bytes_written)
+  RETLS_LUA_STAT(want_read) RETLS_LUA_STAT(want_write)
+  RETLS_LUA_STAT(retries) RETLS_LUA_STAT(mismatches)
+  RETLS_LUA_STAT(bytes_read)
+#undef RETLS_LUA_STAT
+  SWIG_arg++;
+}
+
+/* ---- bytes in: a Lua string, used in place ------------------------------ */
+/* Only real strings: lua_tolstring would turn a number into a string in
+ * the caller's stack slot, and a table or nil is a caller's mistake worth
+ * naming.  The core copies what it keeps (a pending write) before
+ * returning, so the string may be collected as soon as the call is over. */
+%typemap(in) (const void *buf, size_t len) {
+  size_t len_;
+  if (lua_type(L, $input) != LUA_TSTRING) {
+    retls_lua_arg_error(L, "$symname", $argnum, "string expected, got %s",
+                        luaL_typename(L, $input));
+    SWIG_fail;
+  }
+  $1 = (void *)lua_tolstring(L, $input, &len_);
+  $2 = len_;
+}
+
+/* ---- bytes out: read into a scratch buffer, push as a string ------------ */
+%typemap(in, numinputs=1) (void *buf, size_t cap, size_t *got)
+    (size_t got = 0, void *scratch = NULL) {
+  lua_Number n;
+  if (lua_type(L, $input) != LUA_TNUMBER) {
+    retls_lua_arg_error(L, "$symname", $argnum,
+                        "number of bytes expected, got %s",
+                        luaL_typename(L, $input));
+    SWIG_fail;
+  }
+  n = lua_tonumber(L, $input);
+  if (!(n >= 1 && n <= (lua_Number)0x7fffffff) || n != (lua_Number)(size_t)n) {
+    retls_lua_arg_error(L, "$symname", $argnum,
+                        "size must be a whole number from 1 to 2^31-1, got %s",
+                        lua_tostring(L, $input));
+    SWIG_fail;
+  }
+  scratch = malloc((size_t)n);
+  if (scratch == NULL) {
+    retls_lua_push_error(L, RETLS_NOMEM, "read: cannot allocate the buffer");
+    SWIG_fail;
+  }
+  $1 = scratch;
+  $2 = (size_t)n;
+  $3 = &got;
+}
+%typemap(argout) (void *buf, size_t cap, size_t *got) {
+  lua_pushlstring(L, (const char *)$1, got$argnum);
+  SWIG_arg++;
+}
+%typemap(freearg) (void *buf, size_t cap, size_t *got) {
+  free(scratch$argnum);
+}
 
 #else
 #error "retls.i supports SWIG's -python and -lua targets only"

@@ -1,0 +1,435 @@
+-- retls.lua - the Lua face of libretls: `local retls = require "retls"`.
+--
+-- retls_core is the SWIG module generated from bindings/retls.i; this file
+-- gives it the documented Lua API (README, issue 4): contexts from option
+-- tables, connections as objects with methods, errors raised with error().
+-- Works on Lua 5.1, 5.3, 5.4 and LuaJIT.
+--
+-- Why the retry rules do not bind you here: when a write stops with
+-- WantRead / WantWrite, libretls keeps its own copy of the bytes, so the
+-- string you passed may be dropped and collected.  Repeat the write with
+-- the same bytes, or call conn:flush(), once the transport is ready.
+local core = require "retls_core"
+
+local M = {
+  _VERSION = "retls " .. core.version(),
+  OPENSSL_VERSION = core.openssl_version(),
+}
+
+-- ---- errors -----------------------------------------------------------------
+-- Every error retls raises is a table with this metatable: fields kind
+-- (see ERRORS below), message and status (the C status number).
+local Error = {}
+Error.__index = Error
+function Error.__tostring(e)
+  if e.name then return e.name .. ": " .. e.message end
+  return ("retls error (%s): %s"):format(e.kind, e.message)
+end
+M.Error = Error
+
+-- Unique values, so `err == retls.WantWrite` tells a stopped operation from
+-- a failure.  Their kind is the word trywrite() returns.
+M.WantRead = setmetatable({
+  name = "retls.WantRead", kind = "wantread", status = core.WANT_READ,
+  message = "repeat the operation when the transport is readable " ..
+    "(memory mode: after feeding the peer's bytes with bio_write)",
+}, Error)
+M.WantWrite = setmetatable({
+  name = "retls.WantWrite", kind = "wantwrite", status = core.WANT_WRITE,
+  message = "repeat the operation (or flush()) when the transport is " ..
+    "writable (memory mode: after draining it with bio_read)",
+}, Error)
+
+-- THE status -> error table.  The out-typemap of every wrapped call
+-- (bindings/retls.i, LUA SECTION) looks a failed status up here: a value
+-- that is not a string is raised as is, a string is the kind of a new
+-- error object carrying the connection's detail text.
+local ERRORS = {
+  [core.WANT_READ] = M.WantRead,
+  [core.WANT_WRITE] = M.WantWrite,
+  [core.ZERO_RETURN] = "zero_return",   -- the peer sent close_notify
+  [core.EOF] = "eof",                   -- transport closed without it
+  [core.SYSCALL] = "syscall",           -- transport I/O error
+  [core.SSL] = "ssl",                   -- TLS protocol error
+  [core.VERIFY] = "verify",             -- certificate verification failed
+  [core.RETRY_MISMATCH] = "retry_mismatch",
+  [core.CLOSED] = "closed",
+  [core.BAD_ARG] = "arg",
+  [core.NOMEM] = "nomem",
+  [core.WRITE_PENDING] = "write_pending",
+  [core.TIMEOUT] = "timeout",
+}
+core.set_errors(ERRORS, Error)
+
+local raise, BAD_ARG = core.raise, core.BAD_ARG
+
+local function argerror(fn, n, what)
+  raise(BAD_ARG, ("bad argument #%d to '%s' (%s)"):format(n, fn, what))
+end
+
+local function check(fn, n, value, want, optional)
+  local t = type(value)
+  if t == want or (optional and value == nil) then return value end
+  argerror(fn, n, ("%s expected, got %s"):format(want, t))
+end
+
+-- ---- contexts -----------------------------------------------------------------
+local Context = {}
+Context.__index = Context
+function Context.__tostring(ctx)
+  return ("retls.context (%s)"):format(ctx.role)
+end
+
+-- option -> expected Lua type
+local CONTEXT_OPTIONS = {
+  role = "string", verify = "boolean", cafile = "string", capath = "string",
+  certfile = "string", keyfile = "string", min_version = "string",
+  max_version = "string", ciphers = "string", ciphersuites = "string",
+  alpn = "table", keylog = "string", partial_write = "boolean",
+  auto_retry = "boolean",
+}
+
+--- retls.context{ role = "client", verify = true, cafile = ..., ... }
+function M.context(opts)
+  opts = check("context", 1, opts, "table", true) or {}
+  for k, v in pairs(opts) do
+    local want = CONTEXT_OPTIONS[k]
+    if want == nil then
+      argerror("context", 1, ("unknown option '%s'"):format(tostring(k)))
+    elseif type(v) ~= want then
+      argerror("context", 1, ("option '%s': %s expected, got %s")
+        :format(k, want, type(v)))
+    end
+  end
+  local role = opts.role or "client"
+  if role ~= "client" and role ~= "server" then
+    argerror("context", 1, ("option 'role': \"client\" or \"server\" " ..
+      "expected, got \"%s\""):format(role))
+  end
+  local c = core.ctx_new(role == "server" and core.SERVER or core.CLIENT)
+  if opts.verify ~= nil then c:set_verify(opts.verify and 1 or 0) end
+  if opts.cafile or opts.capath then c:load_verify(opts.cafile, opts.capath) end
+  if opts.certfile then
+    c:use_certificate(opts.certfile, opts.keyfile)
+  elseif opts.keyfile then
+    argerror("context", 1, "option 'keyfile' needs 'certfile' as well")
+  end
+  if opts.min_version or opts.max_version then
+    c:set_versions(opts.min_version or "TLSv1.2", opts.max_version)
+  end
+  if opts.ciphers then c:set_ciphers(opts.ciphers) end
+  if opts.ciphersuites then c:set_ciphersuites(opts.ciphersuites) end
+  if opts.alpn then
+    for i, p in ipairs(opts.alpn) do
+      if type(p) ~= "string" or p == "" or p:find(",", 1, true) then
+        argerror("context", 1, ("option 'alpn': entry %d must be a " ..
+          "non-empty protocol name without commas"):format(i))
+      end
+    end
+    c:set_alpn(table.concat(opts.alpn, ","))
+  end
+  if opts.keylog then c:set_keylog(opts.keylog) end
+  if opts.partial_write ~= nil then c:set_partial_write(opts.partial_write and 1 or 0) end
+  if opts.auto_retry ~= nil then c:set_auto_retry(opts.auto_retry and 1 or 0) end
+  return setmetatable({ _c = c, role = role }, Context)
+end
+
+local function is_context(x)
+  return type(x) == "table" and getmetatable(x) == Context
+end
+
+local function check_context(fn, n, ctx, optional)
+  if is_context(ctx) or (optional and ctx == nil) then return ctx end
+  argerror(fn, n, "retls context expected (from retls.context{...}), got " ..
+    type(ctx))
+end
+
+-- ---- connections ------------------------------------------------------------
+local Conn = {}
+Conn.__index = Conn
+
+-- The Lua object holds the C connection (_c), the context (_ctx: a
+-- connection keeps its context alive, as LuaSec's registry does; the C
+-- core holds its own reference too) and a wrapped LuaSocket object
+-- (_sock), so the socket cannot be collected and closed under us.
+local function new_conn(c, ctx, role, transport, sock)
+  return setmetatable({ _c = c, _ctx = ctx, _sock = sock, role = role,
+    _transport = transport }, Conn)
+end
+
+-- The C connection of self, or a clear error for conn.write(x) mistakes.
+local function C(self, fn)
+  local c = type(self) == "table" and rawget(self, "_c")
+  if not c then
+    raise(BAD_ARG, ("calling '%s' on bad self (retls connection " ..
+      "expected, got %s; call it as conn:%s(...))"):format(fn, type(self), fn))
+  end
+  return c
+end
+
+function Conn:handshake()
+  C(self, "handshake"):handshake()
+  return true
+end
+
+--- conn:write(s) -> bytes taken (all of s unless partial_write is on).
+function Conn:write(s)
+  return C(self, "write"):write(s)
+end
+
+--- conn:trywrite(s) -> n | nil, "wantread" | "wantwrite" | message, err
+-- The non-raising form (LuaSec style): never raises, not even for bad
+-- arguments; the third result is the error value itself.
+function Conn:trywrite(s)
+  local ok, n = pcall(Conn.write, self, s)
+  if ok then return n end
+  if n == M.WantRead or n == M.WantWrite then return nil, n.kind, n end
+  if getmetatable(n) == Error then return nil, n.message, n end
+  return nil, tostring(n), n
+end
+
+--- conn:flush() -> bytes of the pending write now taken (0: none pending)
+function Conn:flush()
+  return C(self, "flush"):flush()
+end
+
+function Conn:pending_write()
+  return C(self, "pending_write"):pending_write()
+end
+
+local WANTS = { [core.WANT_READ] = "read", [core.WANT_WRITE] = "write" }
+--- conn:want() -> "read", "write" or nil
+function Conn:want()
+  return WANTS[C(self, "want"):want()]
+end
+
+--- conn:read([n]) -> string of 1..n bytes (n defaults to 16384)
+function Conn:read(n)
+  return C(self, "read"):read(n == nil and 16384 or n)
+end
+
+--- conn:sendall(s) -> #s.  Loops over partial writes.  If it raises
+-- WantRead/WantWrite, conn.bytes_sent tells how many bytes of s were taken
+-- before the write that stopped (that one is pending: flush() it, then
+-- send s:sub(conn.bytes_sent + flushed + 1)).
+function Conn:sendall(s)
+  local c = C(self, "sendall")
+  check("sendall", 1, s, "string")
+  local sent, len = 0, #s
+  self.bytes_sent = 0
+  while sent < len do
+    local ok, n = pcall(c.write, c, sent == 0 and s or s:sub(sent + 1))
+    if not ok then
+      self.bytes_sent = sent
+      error(n, 0)
+    end
+    sent = sent + n
+  end
+  self.bytes_sent = sent
+  return sent
+end
+
+function Conn:shutdown()
+  C(self, "shutdown"):shutdown()
+  return true
+end
+
+--- conn:close([mode]) -> true.  With a write pending it raises a
+-- write_pending error (the bytes were never sent) unless mode is
+-- "discard".  Closing twice is fine.  A wrapped socket is not closed.
+function Conn:close(mode)
+  local c = C(self, "close")
+  if mode ~= nil and mode ~= "discard" then
+    argerror("close", 1, ("\"discard\" or nothing expected, got %s")
+      :format(tostring(mode)))
+  end
+  c:close(mode == "discard" and core.CLOSE_DISCARD or 0)
+  self._sock = nil
+  self._closed = true
+  return true
+end
+
+function Conn:renegotiate()
+  C(self, "renegotiate"):renegotiate()
+  return true
+end
+
+function Conn:key_update(request_peer)
+  C(self, "key_update"):key_update(request_peer and 1 or 0)
+  return true
+end
+
+--- conn:info() -> { version, cipher, alpn, peer_certificate (DER),
+--                   verify_result, verify_text }
+function Conn:info()
+  local c = C(self, "info")
+  return {
+    version = c:version(),
+    cipher = c:cipher(),
+    alpn = c:alpn(),
+    peer_certificate = c:peer_certificate(),
+    verify_result = c:verify_result(),
+    verify_text = c:verify_text(),
+  }
+end
+
+--- conn:stats() -> { writes, bytes_written, want_read, want_write,
+--                    retries, mismatches, bytes_read }
+function Conn:stats()
+  return C(self, "stats"):stats()
+end
+
+--- conn:getfd() -> the socket's fd, -1 in memory/pair mode or once closed.
+-- With dirty() it lets LuaSocket's socket.select() take connections.
+function Conn:getfd()
+  return C(self, "getfd"):fileno()
+end
+
+--- conn:dirty() -> true when decrypted bytes are buffered, so a read
+-- succeeds without the socket being readable (socket.select asks this).
+function Conn:dirty()
+  return C(self, "dirty"):pending_read() > 0
+end
+
+-- memory mode ----------------------------------------------------------------
+--- conn:bio_write(s) -> bytes taken: ciphertext received from the peer
+function Conn:bio_write(s)
+  return C(self, "bio_write"):bio_write(s)
+end
+
+--- conn:bio_read([n]) -> ciphertext for the peer ("" when none); n
+-- defaults to everything waiting.
+function Conn:bio_read(n)
+  local c = C(self, "bio_read")
+  if n == nil then
+    -- everything waiting; 1 when nothing is, so a connection that is not
+    -- in memory mode still gets the core's error naming the problem
+    n = math.max(c:bio_pending(), 1)
+  end
+  return c:bio_read(n)
+end
+
+function Conn:bio_pending()
+  return C(self, "bio_pending"):bio_pending()
+end
+
+--- conn:bio_write_eof(): the peer's byte stream has ended
+function Conn:bio_write_eof()
+  C(self, "bio_write_eof"):bio_write_eof()
+  return true
+end
+
+function Conn:__tostring()
+  local c = rawget(self, "_c")
+  local state
+  if self._closed then
+    state = "closed"
+  else
+    state = c:version() or "handshake pending"
+  end
+  local where = self._transport
+  if where == "fd" then where = "fd " .. tostring(c:fileno()) end
+  return ("retls.connection (%s, %s, %s)"):format(self.role, where, state)
+end
+
+-- Leaving a <close> scope or being collected: nobody can flush a pending
+-- write any more, so it is dropped (the C destructor does the same).
+function Conn:__close()
+  if not self._closed then self:close("discard") end
+end
+Conn.__gc = Conn.__close
+
+-- ---- making connections --------------------------------------------------
+local function check_opts(fn, n, opts, allowed)
+  opts = check(fn, n, opts, "table", true) or {}
+  for k, v in pairs(opts) do
+    local want = allowed[k]
+    if want == nil then
+      argerror(fn, n, ("unknown option '%s'"):format(tostring(k)))
+    elseif type(v) ~= want then
+      argerror(fn, n, ("option '%s': %s expected, got %s"):format(k, want, type(v)))
+    end
+  end
+  return opts
+end
+
+local function check_size(fn, n, name, v)
+  if v ~= nil and (v < 1 or v ~= math.floor(v) or v > 0x7fffffff) then
+    argerror(fn, n, ("option '%s': a whole number of bytes >= 1 expected, got %s")
+      :format(name, tostring(v)))
+  end
+  return v or 0
+end
+
+--- retls.connect(host, port [, ctx [, { server_hostname =, timeout = }]])
+-- A blocking TCP connection (handshake not done yet).  timeout is in
+-- seconds and bounds the connect and every later read and write.
+function M.connect(host, port, ctx, opts)
+  check("connect", 1, host, "string")
+  check("connect", 2, port, "number")
+  check_context("connect", 3, ctx, true)
+  opts = check_opts("connect", 4, opts, { server_hostname = "string", timeout = "number" })
+  local timeout_ms = 0
+  if opts.timeout ~= nil then
+    if not (opts.timeout > 0) then
+      argerror("connect", 4, ("option 'timeout': seconds > 0 expected, got %s")
+        :format(tostring(opts.timeout)))
+    end
+    timeout_ms = math.max(1, math.floor(opts.timeout * 1000 + 0.5))
+  end
+  if port ~= math.floor(port) then
+    argerror("connect", 2, "port must be a whole number, got " .. tostring(port))
+  end
+  ctx = ctx or M.context()
+  local c = core.connect(ctx._c, host, port, timeout_ms, opts.server_hostname)
+  return new_conn(c, ctx, ctx.role, "fd")
+end
+
+--- retls.wrap(ctx, fd_or_socket [, { server_hostname =, capacity = }])
+-- Over an fd (a number) or a LuaSocket object (anything with getfd()),
+-- which stays yours: closing the connection does not close it.  With nil
+-- instead of a socket: memory mode (bio_write / bio_read; capacity bounds
+-- the outgoing ciphertext buffer).
+function M.wrap(ctx, sock, opts)
+  check_context("wrap", 1, ctx)
+  opts = check_opts("wrap", 3, opts, { server_hostname = "string", capacity = "number" })
+  if sock == nil then
+    local c = core.conn_new_memory(ctx._c, opts.server_hostname,
+      check_size("wrap", 3, "capacity", opts.capacity))
+    return new_conn(c, ctx, ctx.role, "memory")
+  end
+  if opts.capacity ~= nil then
+    argerror("wrap", 3, "option 'capacity' is for memory mode (no socket) only")
+  end
+  local fd = sock
+  if type(sock) ~= "number" then
+    local ok, getfd = pcall(function() return sock.getfd end)
+    if not ok or type(getfd) ~= "function" then
+      argerror("wrap", 2, ("fd or socket object with getfd() expected, got %s")
+        :format(type(sock)))
+    end
+    fd = sock:getfd()
+  end
+  if type(fd) ~= "number" or fd < 0 or fd ~= math.floor(fd) then
+    argerror("wrap", 2, ("an open socket expected, got fd %s (closed socket?)")
+      :format(tostring(fd)))
+  end
+  local c = core.conn_new_fd(ctx._c, fd, 0, opts.server_hostname)
+  return new_conn(c, ctx, ctx.role, "fd", type(sock) ~= "number" and sock or nil)
+end
+
+--- retls.pair([client_ctx [, server_ctx [, { capacity = 16384 }]]])
+-- Two connected ends in this process; capacity is the buffer each way.
+-- Without contexts: a client that does not verify and a server with a
+-- throwaway self-signed certificate.
+function M.pair(client_ctx, server_ctx, opts)
+  check_context("pair", 1, client_ctx, true)
+  check_context("pair", 2, server_ctx, true)
+  opts = check_opts("pair", 3, opts, { capacity = "number" })
+  local c, s = core.pair_new(client_ctx and client_ctx._c,
+    server_ctx and server_ctx._c, check_size("pair", 3, "capacity", opts.capacity))
+  return new_conn(c, client_ctx, "client", "pair"),
+    new_conn(s, server_ctx, "server", "pair")
+end
+
+return M
