@@ -23,7 +23,8 @@ Run (LUA_CPATH/LUA_PATH must find retls, e.g. after a cmake build):
 Options: --size (16M), --write-size (256K), --sndbuf (32K, 0 = system
 default), --tls-version, --cafile, --servername, --cert/--key, --insecure,
 --timeout SECONDS (30, bounds every wait), --text (lines of random hex
-digits, for line-based echo servers such as gnutls-serv --echo).
+digits, for line-based echo servers such as gnutls-serv --echo),
+--progress (a live progress line on stderr; the demo uses it).
 The same program as examples/c/nonblocking_client.c and
 examples/python/nonblocking_client.py.
 ]]
@@ -35,7 +36,7 @@ local util = require "example_util"  -- argument parsing, data, SHA-256
 local o = util.parse_args(arg, {
   size = "16M", ["write-size"] = "256K", sndbuf = "32K", timeout = "30",
   ["tls-version"] = false, cafile = false, servername = false, cert = false,
-  key = false, insecure = "flag", text = "flag",
+  key = false, insecure = "flag", text = "flag", progress = "flag",
 }, "HOST PORT")
 local host, port = o[1], tonumber(o[2])
 local size, write_size = util.size(o.size), util.size(o["write-size"])
@@ -94,6 +95,17 @@ local function drain()
   end
 end
 
+-- A live line: bytes so far and MB/s, redrawn at most every 0.1 s.
+local last_draw = 0
+local function progress(done, t0, final)
+  local now = socket.gettime()
+  if not final and now - last_draw < 0.1 then return end
+  last_draw = now
+  io.stderr:write(("\r  %-18s %7.1f MiB of %.1f MiB  %7.1f MB/s%s"):format(
+    "progress", done / 2^20, size / 2^20,
+    done / math.max(now - t0, 1e-9) / 1e6, final and "\n" or ""))
+end
+
 local function main()
   -- The handshake, non-blocking: the same wait-then-repeat pattern.
   while true do
@@ -121,9 +133,11 @@ local function main()
     if n then
       off = off + n
       drain()  -- take what the server sent so an echo never blocks us
+      if o.progress then progress(off, t0) end
     end
   end
   local elapsed = socket.gettime() - t0
+  if o.progress then progress(off, t0, true) end
 
   -- Goodbye: send close_notify, then read until the server's.
   while true do
