@@ -332,12 +332,19 @@ function Conn:__tostring()
   return ("retls.connection (%s, %s, %s)"):format(self.role, where, state)
 end
 
--- Leaving a <close> scope or being collected: nobody can flush a pending
--- write any more, so it is dropped (the C destructor does the same).
-function Conn:__close()
-  if not self._closed then self:close("discard") end
+-- Leaving a <close> scope (Lua 5.4) closes the connection; when the scope
+-- is left by an error, a pending write is dropped (nobody can flush it
+-- now), otherwise close() refuses to drop it, as it always does.
+function Conn:__close(err)
+  if not self._closed then self:close(err ~= nil and "discard" or nil) end
 end
-Conn.__gc = Conn.__close
+
+-- Collected: close at once, dropping a pending write.  (The C object's
+-- own finalizer frees it right after; on Lua 5.1 / LuaJIT, which do not
+-- run __gc on tables, that finalizer alone does all of it.)
+function Conn:__gc()
+  if not self._closed then rawget(self, "_c"):close(core.CLOSE_DISCARD) end
+end
 
 -- ---- making connections --------------------------------------------------
 local function check_opts(fn, n, opts, allowed)
@@ -418,18 +425,43 @@ function M.wrap(ctx, sock, opts)
   return new_conn(c, ctx, ctx.role, "fd", type(sock) ~= "number" and sock or nil)
 end
 
---- retls.pair([client_ctx [, server_ctx [, { capacity = 16384 }]]])
--- Two connected ends in this process; capacity is the buffer each way.
--- Without contexts: a client that does not verify and a server with a
--- throwaway self-signed certificate.
+-- Drive the handshake of two ends that only talk to each other until both
+-- are done; the first real failure is raised.
+local function handshake_pair(a, b)
+  local done = { false, false }
+  for _ = 1, 1000 do
+    for i, me in ipairs({ a, b }) do
+      if not done[i] then
+        local ok, err = pcall(me.handshake, me)
+        if ok then
+          done[i] = true
+        elseif err ~= M.WantRead and err ~= M.WantWrite then
+          error(err, 0)
+        end
+      end
+    end
+    if done[1] and done[2] then return end
+  end
+  raise(core.SSL, "pair: the handshake made no progress after 1000 rounds")
+end
+
+--- retls.pair([client_ctx [, server_ctx [, { capacity = 16384,
+--                                           handshake = true }]]])
+-- Two connected ends in this process, client and server; capacity is the
+-- buffer each way (a write that does not fit raises WantWrite until the
+-- other end reads).  Without contexts: a client that does not verify and
+-- a server with a throwaway self-signed certificate.  The handshake is
+-- done before returning unless handshake = false.
 function M.pair(client_ctx, server_ctx, opts)
   check_context("pair", 1, client_ctx, true)
   check_context("pair", 2, server_ctx, true)
-  opts = check_opts("pair", 3, opts, { capacity = "number" })
+  opts = check_opts("pair", 3, opts, { capacity = "number", handshake = "boolean" })
   local c, s = core.pair_new(client_ctx and client_ctx._c,
     server_ctx and server_ctx._c, check_size("pair", 3, "capacity", opts.capacity))
-  return new_conn(c, client_ctx, "client", "pair"),
-    new_conn(s, server_ctx, "server", "pair")
+  c = new_conn(c, client_ctx, "client", "pair")
+  s = new_conn(s, server_ctx, "server", "pair")
+  if opts.handshake ~= false then handshake_pair(c, s) end
+  return c, s
 end
 
 return M
