@@ -235,7 +235,13 @@ PyObject *w_set_exception(int status, PyObject *cls);
 /* ---- bytes out: read straight into a new bytes object ------------------ */
 %typemap(in, numinputs=1) (void *buf, size_t cap, size_t *got)
     (PyObject *bytes = NULL, size_t got = 0) {
-  Py_ssize_t n = PyLong_AsSsize_t($input);
+  Py_ssize_t n;
+  if (!PyIndex_Check($input)) {
+    PyErr_Format(PyExc_TypeError, "size must be an int, not '%.100s'",
+                 Py_TYPE($input)->tp_name);
+    SWIG_fail;
+  }
+  n = PyNumber_AsSsize_t($input, PyExc_OverflowError);
   if (n == -1 && PyErr_Occurred())
     SWIG_fail;
   if (n < 0) {

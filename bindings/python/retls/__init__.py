@@ -124,16 +124,22 @@ def _path(value, name):
     if value is None:
         return None
     try:
-        return _os.fspath(value)
+        value = _os.fspath(value)
     except TypeError:
         raise TypeError(f"{name} must be a path (str or os.PathLike), "
                         f"not {type(value).__name__!r}") from None
+    return _text(value, name)
 
 
 def _text(value, name):
-    if value is not None and not isinstance(value, str):
+    """Strings go to C as NUL-terminated: refuse what C would truncate."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise TypeError(f"{name} must be a str or None, "
                         f"not {type(value).__name__!r}")
+    if "\0" in value:
+        raise ValueError(f"{name} must not contain NUL characters")
     return value
 
 
@@ -447,6 +453,8 @@ def connect(host, port, ctx=None, *, server_hostname=None, timeout=None):
     cctx = _ctx_arg(ctx, "ctx")
     _text(host, "host")
     _text(server_hostname, "server_hostname")
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, not {type(port).__name__!r}")
     if timeout is None:
         timeout_ms = 0
     elif timeout > 0:
