@@ -113,7 +113,7 @@ def run(version):
 def main():
     ok12, wr12 = run("TLSv1.2")
     ok13, wr13 = run("TLSv1.3")
-    print(f"summary: tls1.2 want_read={wr12} tls1.3 want_read={wr13} "
+    print(f"summary: tls12_want_read={wr12} tls13_want_read={wr13} "
           f"data_ok={int(ok12 and ok13)}")
     return 0 if ok12 and ok13 else 1
 

@@ -343,3 +343,36 @@ def run_client(argv, *, env=None, timeout=90.0):
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+class HttpsServer:
+    """Python's http.server over ssl, serving files from a directory, in a
+    thread (HTTP/1.0: it closes after each response, without close_notify,
+    as many HTTPS servers do)."""
+
+    def __init__(self, pki, directory):
+        import functools
+        import http.server
+
+        handler = functools.partial(
+            http.server.SimpleHTTPRequestHandler, directory=directory)
+        handler.log_message = lambda *a: None  # keep test output clean
+        self.httpd = http.server.ThreadingHTTPServer((HOST, 0), handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pki.server_cert, pki.server_key)
+        ctx.set_alpn_protocols(["http/1.1"])
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket,
+                                            server_side=True)
+        self.port = self.httpd.server_address[1]
+
+    def __enter__(self):
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(STOP_TIMEOUT)
