@@ -1,0 +1,942 @@
+/*
+ * fuzz_retry.c - libFuzzer target for the retry state machine
+ * (core/src/write.c) and everything around it that can lose or repeat a
+ * byte: reads, flushes, handshakes, renegotiation, key updates, shutdown
+ * and close.
+ *
+ * One input drives one connected pair through at most MAX_OPS operations
+ * decoded from the input, then drains it.  A model of what each end was
+ * told sits beside the real connections and is checked after every step:
+ *
+ *   bytes     What an end has read is a prefix of what its peer was told
+ *             was written (RETLS_OK: the first *out bytes), followed by at
+ *             most a prefix of the peer's pending write (OpenSSL may already
+ *             have sent some records of it; the caller was told nothing yet).
+ *             When close_notify arrives, and at the end after flushing and
+ *             pumping both ends until quiet, it is exactly what the peer was
+ *             told: each byte once, in order.
+ *   statuses  Each call returns a status its documentation allows in the
+ *             model's state: RETRY_MISMATCH only for a write with other
+ *             bytes while one is pending, WRITE_PENDING only with a write
+ *             pending, CLOSED after a failure or a close, and a fatal status
+ *             only where the protocol makes one legitimate (fatal_ok()).
+ *   counters  retls_conn_stats() equals the model's own counts.
+ *   retry     retls_conn_pending_write() equals the model's pending length;
+ *             a refused retry changes nothing.
+ *
+ * A violation prints the operation log and aborts, which libFuzzer reports
+ * as a crash.  ASan/UBSan (RETLS_SANITIZE=ON) and LeakSanitizer catch memory
+ * errors and per-input leaks on top.
+ *
+ * White box: the harness includes core/src/internal.h for one thing the API
+ * does not show, whether ciphertext is still waiting in a transport buffer,
+ * so that "pump until quiet" knows when it is done.
+ *
+ * Input layout (see README.md): byte 0 = configuration, byte 1 = capacity,
+ * then operations: op byte (bits 0-3 opcode, bit 4 end, bits 5-7 argument)
+ * followed by the bytes that operation needs.
+ */
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+
+#include "retls.h"
+#include "internal.h"
+
+#define MAX_OPS 64
+#define MAX_WRITE (64 * 1024)
+#define MAX_TOTAL (256 * 1024) /* bytes offered to new writes, per input */
+#define READ_CHUNK 16384
+#define LOG_MAX 16384
+
+/* ---- failure reporting ------------------------------------------------- */
+
+static char op_log[LOG_MAX];
+static size_t op_log_len;
+
+static void log_op(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static void log_op(const char *fmt, ...) {
+  va_list ap;
+  int n;
+  if (op_log_len >= LOG_MAX - 1)
+    return;
+  va_start(ap, fmt);
+  n = vsnprintf(op_log + op_log_len, LOG_MAX - op_log_len, fmt, ap);
+  va_end(ap);
+  if (n > 0)
+    op_log_len += (size_t)n < LOG_MAX - op_log_len ? (size_t)n
+                                                    : LOG_MAX - 1 - op_log_len;
+}
+
+static void fail(int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4), noreturn));
+static void fail(int line, const char *cond, const char *fmt, ...) {
+  va_list ap;
+  fprintf(stderr, "\n==== fuzz_retry: invariant violated (fuzz_retry.c:%d)\n"
+                  "check: %s\n", line, cond);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\n---- operations of this input:\n%s----\n", op_log);
+  abort();
+}
+
+#define CHECK(cond, ...)                                                     \
+  do {                                                                       \
+    if (!(cond))                                                             \
+      fail(__LINE__, #cond, __VA_ARGS__);                                    \
+  } while (0)
+
+/* ---- small helpers ------------------------------------------------------ */
+
+typedef struct {
+  unsigned char *data;
+  size_t len, cap;
+} bytes;
+
+static void bytes_append(bytes *b, const void *p, size_t n) {
+  if (n == 0)
+    return;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + n)
+      cap *= 2;
+    b->data = realloc(b->data, cap);
+    if (b->data == NULL)
+      abort();
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+}
+
+static void bytes_set(bytes *b, const void *p, size_t n) {
+  b->len = 0;
+  bytes_append(b, p, n);
+}
+
+/* The input, consumed front to back; reading past the end gives zeros so
+ * every input is valid. */
+typedef struct {
+  const uint8_t *p;
+  size_t n;
+} input;
+
+static unsigned in_u8(input *in) {
+  if (in->n == 0)
+    return 0;
+  in->n--;
+  return *in->p++;
+}
+
+static unsigned in_u16(input *in) {
+  unsigned hi = in_u8(in);
+  return (hi << 8) | in_u8(in);
+}
+
+/* Write contents: a per-write pseudo-random stream, so a byte that is
+ * repeated, dropped or reordered shows up at once in the prefix check. */
+static uint64_t content_counter;
+
+static void fill(unsigned char *buf, size_t len, unsigned kind) {
+  uint64_t x = ++content_counter * 0x9E3779B97F4A7C15ull;
+  size_t i;
+  if (kind != 0) { /* a constant byte: equal patterns stress memcmp */
+    memset(buf, (int)kind, len);
+    return;
+  }
+  for (i = 0; i < len; i++) {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    buf[i] = (unsigned char)((x * 0x2545F4914F6CDD1Dull) >> 56);
+  }
+}
+
+/* ---- contexts: made once per process, reused by every input ------------ */
+
+enum {
+  CFG_TLS13 = 1,     /* else TLS 1.2 */
+  CFG_PARTIAL = 2,   /* SSL_MODE_ENABLE_PARTIAL_WRITE on both ends */
+  CFG_SMALLFRAG = 4, /* max_send_fragment 512: many records per write */
+  CFG_MEMORY = 8     /* memory BIOs moved by the harness, not a BIO pair */
+};
+#define CFG_CTX_MASK 7
+
+static retls_ctx *client_ctx[8], *server_ctx[8];
+
+static void make_contexts(unsigned cfg) {
+  const char *v = (cfg & CFG_TLS13) ? "TLSv1.3" : "TLSv1.2";
+  retls_ctx *c = NULL, *s = NULL;
+  if (client_ctx[cfg] != NULL)
+    return;
+  if (retls_ctx_new(&c, RETLS_CLIENT) != RETLS_OK ||
+      retls_ctx_new(&s, RETLS_SERVER) != RETLS_OK ||
+      retls_ctx_set_verify(c, 0) != RETLS_OK ||
+      retls_ctx_use_selfsigned(s, "localhost") != RETLS_OK ||
+      retls_ctx_set_versions(c, v, v) != RETLS_OK ||
+      retls_ctx_set_versions(s, v, v) != RETLS_OK ||
+      retls_ctx_set_partial_write(c, (cfg & CFG_PARTIAL) != 0) != RETLS_OK ||
+      retls_ctx_set_partial_write(s, (cfg & CFG_PARTIAL) != 0) != RETLS_OK ||
+      ((cfg & CFG_SMALLFRAG) &&
+       (retls_ctx_set_max_send_fragment(c, 512) != RETLS_OK ||
+        retls_ctx_set_max_send_fragment(s, 512) != RETLS_OK))) {
+    fprintf(stderr, "fuzz_retry: cannot make contexts: %s / %s\n",
+            c ? retls_ctx_last_error(c) : "", s ? retls_ctx_last_error(s) : "");
+    abort();
+  }
+  client_ctx[cfg] = c;
+  server_ctx[cfg] = s;
+}
+
+/* ---- the model ---------------------------------------------------------- */
+
+typedef enum { M_OPEN, M_FAILED, M_CLOSED } mstate;
+
+typedef struct end end;
+struct end {
+  const char *name;
+  retls_conn *conn;
+  end *peer;
+  mstate state;
+  int partial;       /* partial-write mode */
+  int memory;        /* memory transport */
+
+  bytes acked;       /* bytes this end was told were written, in order */
+  bytes tail;        /* bytes that may follow acked at the peer: the
+                        pending write, or the write that failed */
+  int has_pend;      /* tail is the pending write retls holds */
+  bytes received;    /* bytes this end has read */
+
+  int shut_started;  /* shutdown got past its checks: SSL_shutdown ran */
+  int shut_done;     /* shutdown returned RETLS_OK */
+  int got_zero;      /* read returned RETLS_ZERO_RETURN */
+  int eof_signalled; /* memory mode: told this end its input ended */
+  int last_read;     /* status of the last read */
+  int renegotiated;  /* renegotiate() returned OK (TLS 1.2) */
+  retls_stats want;  /* counters as the model expects them */
+};
+
+static end *ends[2]; /* client, server */
+
+static const char *st(int s) { return retls_status_name(s); }
+
+static int is_fatal(int s) {
+  return s == RETLS_EOF || s == RETLS_SYSCALL || s == RETLS_SSL ||
+         s == RETLS_VERIFY;
+}
+
+/* Check the received bytes of e against what its peer sent. */
+static void check_prefix(end *e) {
+  end *p = e->peer;
+  size_t n = e->received.len, a = p->acked.len;
+  size_t i, limit = a + p->tail.len;
+  CHECK(n <= limit,
+        "%s read %zu bytes but %s was told %zu were written (+%zu "
+        "pending/failed): bytes sent twice or invented",
+        e->name, n, p->name, a, p->tail.len);
+  for (i = 0; i < n; i++) {
+    unsigned char want = i < a ? p->acked.data[i] : p->tail.data[i - a];
+    CHECK(e->received.data[i] == want,
+          "%s read byte %zu = 0x%02x, %s sent 0x%02x there (%s): "
+          "bytes lost, repeated or reordered",
+          e->name, i, e->received.data[i], p->name, want,
+          i < a ? "acknowledged part" : "pending/failed part");
+  }
+}
+
+static void check_exact(end *e, const char *when) {
+  end *p = e->peer;
+  check_prefix(e);
+  CHECK(e->received.len == p->acked.len,
+        "%s: %s read %zu bytes, %s was told %zu were written: "
+        "acknowledged bytes lost",
+        when, e->name, e->received.len, p->name, p->acked.len);
+}
+
+static void check_counters(end *e) {
+  retls_stats s;
+  const retls_stats *w = &e->want;
+  CHECK(retls_conn_stats(&s, e->conn) == RETLS_OK, "stats of %s", e->name);
+#define CMP(field)                                                          \
+  CHECK(s.field == w->field, "%s: stats." #field " = %llu, model %llu",     \
+        e->name, (unsigned long long)s.field, (unsigned long long)w->field)
+  CMP(writes);
+  CMP(bytes_written);
+  CMP(want_read);
+  CMP(want_write);
+  CMP(retries);
+  CMP(mismatches);
+  CMP(bytes_read);
+#undef CMP
+  CHECK(w->bytes_written == e->acked.len, "%s bytes_written model", e->name);
+  CHECK(w->bytes_read == e->received.len, "%s bytes_read model", e->name);
+  CHECK(retls_conn_pending_write(e->conn) == (e->has_pend ? e->tail.len : 0),
+        "%s: pending_write() = %zu, model %zu", e->name,
+        retls_conn_pending_write(e->conn), e->has_pend ? e->tail.len : 0);
+  CHECK(retls_conn_last_error(e->conn) != NULL, "last_error NULL");
+}
+
+static void check_all(end *a) {
+  check_counters(a);
+  check_counters(a->peer);
+  check_prefix(a);
+  check_prefix(a->peer);
+}
+
+/* Is a fatal status from this operation legitimate?  Each case is a
+ * protocol fact, not a retls choice: anything else is a finding. */
+static int fatal_ok(end *e, const char *op, int s) {
+  /* The peer closed: its transport is gone (pair mode: freed with the
+   * peer; memory mode: the harness signalled the end of the stream).  That
+   * is the documented RETLS_EOF, for reads and writes alike. */
+  if ((e->peer->state == M_CLOSED || e->eof_signalled) && s == RETLS_EOF)
+    return 1;
+  /* The peer failed: it may have sent a fatal alert. */
+  if (e->peer->state == M_FAILED && s == RETLS_SSL)
+    return 1;
+  /* SSL_write after our own close_notify: "protocol is shutdown". */
+  if (e->shut_started && s == RETLS_SSL &&
+      (strcmp(op, "write") == 0 || strcmp(op, "flush") == 0))
+    return 1;
+  /* OpenSSL 3.0 limitation, reproduced without retls (see README.md): a
+   * TLS 1.2 end whose application record is half sent (its write is
+   * pending) cannot write handshake messages: a server answering a
+   * renegotiation ClientHello, or a client with a renegotiation of its own
+   * scheduled that reads the server's HelloRequest, fails in
+   * ssl3_write_bytes with "bad length" (or "bad write retry"), fatally,
+   * inside SSL_read. */
+  if (s == RETLS_SSL && e->has_pend &&
+      (e->renegotiated || e->peer->renegotiated) &&
+      strcmp(op, "read") == 0 &&
+      (strstr(retls_conn_last_error(e->conn), "bad length") != NULL ||
+       strstr(retls_conn_last_error(e->conn), "bad write retry") != NULL))
+    return 1;
+  /* OpenSSL 3.0 limitation, reproduced without retls (see README.md): a
+   * TLS 1.2 client in a renegotiation accepts the server's application
+   * data only inside SSL_read; if a write, flush or handshake call reads
+   * it, that fails with "unexpected record", fatally. */
+  if (s == RETLS_SSL && e == ends[0] &&
+      (e->renegotiated || e->peer->renegotiated) &&
+      strcmp(op, "read") != 0 &&
+      strstr(retls_conn_last_error(e->conn), "unexpected record") != NULL)
+    return 1;
+  return 0;
+}
+
+static void on_fatal(end *e, const char *op, int s) {
+  log_op(" [%s %s: %s]", e->name, op, retls_conn_last_error(e->conn));
+  CHECK(fatal_ok(e, op, s), "%s %s: unexpected %s (%s)", e->name, op, st(s),
+        retls_conn_last_error(e->conn));
+  CHECK(retls_conn_last_error(e->conn)[0] != '\0',
+        "%s %s: %s without a detail text", e->name, op, st(s));
+  e->state = M_FAILED;
+}
+
+/* The common answer of a connection that is no longer open. */
+static int gate(end *e, const char *op, int s) {
+  if (e->state == M_OPEN)
+    return 0;
+  CHECK(s == RETLS_CLOSED, "%s %s on a %s connection gave %s, not CLOSED",
+        e->name, op, e->state == M_FAILED ? "failed" : "closed", st(s));
+  return 1;
+}
+
+/* ---- operations ---------------------------------------------------------- */
+
+/* Outcome of an SSL_write attempt of the pending/new bytes in e->tail. */
+static void write_outcome(end *e, const char *op, int s, size_t out) {
+  size_t len = e->tail.len;
+  switch (s) {
+  case RETLS_OK:
+    CHECK(out >= 1 && out <= len, "%s %s: OK with *out=%zu of %zu", e->name,
+          op, out, len);
+    CHECK(e->partial || out == len,
+          "%s %s: OK with *out=%zu of %zu outside partial-write mode",
+          e->name, op, out, len);
+    bytes_append(&e->acked, e->tail.data, out);
+    /* In partial-write mode the rest was never encrypted: OpenSSL returns
+     * after the first completed record, so nothing of it may arrive. */
+    e->tail.len = 0;
+    e->has_pend = 0;
+    e->want.writes++;
+    e->want.bytes_written += out;
+    log_op(" -> OK %zu", out);
+    break;
+  case RETLS_WANT_READ:
+  case RETLS_WANT_WRITE:
+    CHECK(out == 0, "%s %s: %s with *out=%zu", e->name, op, st(s), out);
+    CHECK(retls_conn_want(e->conn) == s, "%s %s: want() = %s after %s",
+          e->name, op, st(retls_conn_want(e->conn)), st(s));
+    e->has_pend = 1;
+    if (s == RETLS_WANT_READ)
+      e->want.want_read++;
+    else
+      e->want.want_write++;
+    log_op(" -> %s", st(s) + 6);
+    break;
+  default:
+    CHECK(is_fatal(s), "%s %s: status %d (%s) not allowed", e->name, op, s,
+          st(s));
+    log_op(" -> %s", st(s) + 6);
+    on_fatal(e, op, s);
+    e->has_pend = 0; /* retls drops the copy: it was never acknowledged */
+    break;
+  }
+}
+
+static void do_write(end *e, const unsigned char *buf, size_t len,
+                     const char *kind) {
+  size_t out = 99;
+  int s;
+  log_op("%s write %zu (%s)", e->name, len, kind);
+  s = retls_conn_write(&out, e->conn, buf, len);
+  CHECK(s == RETLS_OK || out == 0, "write: *out=%zu with %s", out, st(s));
+  if (gate(e, "write", s)) {
+    log_op(" -> CLOSED\n");
+    return;
+  }
+  if (len == 0) {
+    CHECK(s == RETLS_OK && out == 0, "%s write of 0 bytes gave %s, *out=%zu",
+          e->name, st(s), out);
+    log_op(" -> OK 0 (no-op)\n");
+    return;
+  }
+  if (e->has_pend) {
+    if (len != e->tail.len || memcmp(buf, e->tail.data, len) != 0) {
+      CHECK(s == RETLS_RETRY_MISMATCH,
+            "%s write of %zu other bytes while %zu are pending gave %s",
+            e->name, len, e->tail.len, st(s));
+      CHECK(retls_conn_last_error(e->conn)[0] != '\0', "mismatch detail");
+      e->want.mismatches++;
+      log_op(" -> RETRY_MISMATCH\n");
+      return;
+    }
+    e->want.retries++;
+    write_outcome(e, "write (retry)", s, out);
+    log_op("\n");
+    return;
+  }
+  bytes_set(&e->tail, buf, len);
+  write_outcome(e, "write", s, out);
+  log_op("\n");
+}
+
+static void do_flush(end *e) {
+  size_t out = 99;
+  int s;
+  log_op("%s flush", e->name);
+  s = retls_conn_flush(&out, e->conn);
+  CHECK(s == RETLS_OK || out == 0, "flush: *out=%zu with %s", out, st(s));
+  if (gate(e, "flush", s)) {
+    log_op(" -> CLOSED\n");
+    return;
+  }
+  if (!e->has_pend) {
+    CHECK(s == RETLS_OK && out == 0, "%s flush with nothing pending: %s %zu",
+          e->name, st(s), out);
+    log_op(" -> OK (nothing pending)\n");
+    return;
+  }
+  e->want.retries++;
+  write_outcome(e, "flush", s, out);
+  log_op("\n");
+}
+
+/* One read of at most len bytes; returns the status. */
+static int do_read(end *e, size_t len) {
+  static unsigned char buf[READ_CHUNK];
+  size_t out = 99;
+  int s;
+  if (len > sizeof(buf))
+    len = sizeof(buf);
+  s = retls_conn_read(&out, e->conn, buf, len);
+  CHECK(s == RETLS_OK || out == 0, "read: *out=%zu with %s", out, st(s));
+  e->last_read = s;
+  if (gate(e, "read", s))
+    return s;
+  switch (s) {
+  case RETLS_OK:
+    CHECK(out >= 1 && out <= len, "%s read: OK with *out=%zu of %zu",
+          e->name, out, len);
+    bytes_append(&e->received, buf, out);
+    e->want.bytes_read += out;
+    check_prefix(e);
+    break;
+  case RETLS_WANT_READ:
+  case RETLS_WANT_WRITE:
+    break;
+  case RETLS_ZERO_RETURN:
+    /* close_notify comes after everything the peer sent before shutdown,
+     * and nothing can be acknowledged after it. */
+    CHECK(e->peer->shut_started, "%s read ZERO_RETURN but %s never shut down",
+          e->name, e->peer->name);
+    check_exact(e, "at close_notify");
+    e->got_zero = 1;
+    break;
+  default:
+    CHECK(is_fatal(s), "%s read: status %d (%s) not allowed", e->name, s,
+          st(s));
+    on_fatal(e, "read", s);
+    break;
+  }
+  return s;
+}
+
+static void do_reads(end *e, size_t len, unsigned times) {
+  size_t before = e->received.len;
+  int s = RETLS_OK;
+  unsigned i;
+  for (i = 0; i < times && s == RETLS_OK; i++)
+    s = do_read(e, len);
+  log_op("%s read x%u buf %zu -> %zu bytes, %s\n", e->name, i, len,
+         e->received.len - before, st(s) + 6);
+}
+
+static void do_handshake(end *e) {
+  int s = retls_conn_handshake(e->conn);
+  log_op("%s handshake -> %s\n", e->name, st(s) + 6);
+  if (gate(e, "handshake", s))
+    return;
+  if (s == RETLS_OK || s == RETLS_WANT_READ || s == RETLS_WANT_WRITE)
+    return;
+  CHECK(is_fatal(s), "%s handshake: status %s not allowed", e->name, st(s));
+  on_fatal(e, "handshake", s);
+}
+
+static int is_tls13(end *e) {
+  const char *v = retls_conn_version(e->conn);
+  return v != NULL && strcmp(v, "TLSv1.3") == 0;
+}
+
+/* Renegotiation (TLS 1.2) or key update (TLS 1.3): scheduling never fails
+ * the connection; BAD_ARG names the wrong protocol or a handshake that is
+ * not done, SSL is OpenSSL refusing now (e.g. a write still pending in the
+ * record layer) and leaves the connection usable. */
+static void do_rekey(end *e, int key_update, int request) {
+  int established = e->state == M_OPEN && retls_conn_is_established(e->conn);
+  int tls13 = established && is_tls13(e);
+  int s = key_update ? retls_conn_key_update(e->conn, request)
+                     : retls_conn_renegotiate(e->conn);
+  log_op("%s %s -> %s\n", e->name,
+         key_update ? (request ? "key_update(request)" : "key_update")
+                    : "renegotiate",
+         st(s) + 6);
+  if (gate(e, "rekey", s))
+    return;
+  if (!established || tls13 != key_update) {
+    CHECK(s == RETLS_BAD_ARG, "%s %s on %s gave %s, expected BAD_ARG",
+          e->name, key_update ? "key_update" : "renegotiate",
+          established ? (tls13 ? "TLS 1.3" : "TLS 1.2") : "no handshake",
+          st(s));
+    return;
+  }
+  CHECK(s == RETLS_OK || s == RETLS_SSL, "%s rekey: %s", e->name, st(s));
+  if (s == RETLS_OK && !key_update)
+    e->renegotiated = 1;
+}
+
+static void do_shutdown(end *e) {
+  int s = retls_conn_shutdown(e->conn);
+  int in_init;
+  log_op("%s shutdown -> %s\n", e->name, st(s) + 6);
+  if (gate(e, "shutdown", s))
+    return;
+  if (e->has_pend) {
+    CHECK(s == RETLS_WRITE_PENDING,
+          "%s shutdown with %zu bytes pending gave %s", e->name, e->tail.len,
+          st(s));
+    return;
+  }
+  if (e->shut_done) {
+    CHECK(s == RETLS_OK, "%s second shutdown gave %s", e->name, st(s));
+    return;
+  }
+  in_init = !SSL_is_init_finished(e->conn->ssl);
+  e->shut_started = 1;
+  switch (s) {
+  case RETLS_OK:
+    e->shut_done = 1;
+    break;
+  case RETLS_WANT_READ:
+  case RETLS_WANT_WRITE:
+    break;
+  default:
+    CHECK(is_fatal(s), "%s shutdown: status %s not allowed", e->name, st(s));
+    /* OpenSSL refuses SSL_shutdown during a handshake ("shutdown while in
+     * init"), fatally: the handshake cannot be abandoned half way. */
+    CHECK((in_init && s == RETLS_SSL) || fatal_ok(e, "shutdown", s),
+          "%s shutdown: unexpected %s (%s)", e->name, st(s),
+          retls_conn_last_error(e->conn));
+    e->state = M_FAILED;
+    break;
+  }
+}
+
+static void do_close(end *e, int discard) {
+  int s = retls_conn_close(e->conn, discard ? RETLS_CLOSE_DISCARD : 0);
+  log_op("%s close%s -> %s\n", e->name, discard ? "(discard)" : "",
+         st(s) + 6);
+  if (e->state == M_CLOSED) {
+    CHECK(s == RETLS_OK, "%s closing twice gave %s", e->name, st(s));
+    return;
+  }
+  if (e->has_pend && !discard) {
+    CHECK(s == RETLS_WRITE_PENDING,
+          "%s close with %zu bytes pending gave %s", e->name, e->tail.len,
+          st(s));
+    return;
+  }
+  CHECK(s == RETLS_OK, "%s close gave %s", e->name, st(s));
+  e->state = M_CLOSED;
+  e->has_pend = 0; /* a discarded write may have been partly sent: tail
+                      stays as an allowance for the peer */
+  CHECK(retls_conn_fileno(e->conn) == -1, "fileno after close");
+  if (e->memory && e->peer->state != M_CLOSED && !e->peer->eof_signalled) {
+    /* Like a socket: the peer sees the end of the stream once it has read
+     * what was already delivered. */
+    CHECK(retls_conn_bio_write_eof(e->peer->conn) == RETLS_OK,
+          "bio_write_eof on %s", e->peer->name);
+    e->peer->eof_signalled = 1;
+  }
+}
+
+/* Invalid arguments are refused without touching the retry state. */
+static void do_bad_args(end *e) {
+  unsigned char b[1];
+  size_t out = 99;
+  int s;
+  log_op("%s bad arguments\n", e->name);
+  s = retls_conn_write(&out, e->conn, NULL, 5);
+  CHECK(out == 0, "bad write *out");
+  if (!gate(e, "write(NULL)", s))
+    CHECK(s == RETLS_BAD_ARG, "write(NULL, 5) gave %s", st(s));
+  s = retls_conn_read(&out, e->conn, b, 0);
+  CHECK(out == 0, "bad read *out");
+  if (!gate(e, "read(len 0)", s))
+    CHECK(s == RETLS_BAD_ARG, "read(buf, 0) gave %s", st(s));
+  CHECK(retls_conn_stats(NULL, e->conn) == RETLS_BAD_ARG, "stats(NULL)");
+  CHECK(retls_conn_write(&out, NULL, b, 1) == RETLS_BAD_ARG, "write NULL conn");
+}
+
+/* ---- moving ciphertext and draining -------------------------------------- */
+
+/* Memory mode: move up to max bytes of e's outgoing ciphertext to its
+ * peer.  Returns the bytes moved. */
+static size_t transfer(end *e, size_t max) {
+  static unsigned char buf[4096];
+  size_t moved = 0;
+  if (!e->memory || e->state == M_CLOSED || e->peer->state == M_CLOSED)
+    return 0;
+  while (moved < max) {
+    size_t got = 0, put = 0, want = max - moved;
+    int s;
+    if (want > sizeof(buf))
+      want = sizeof(buf);
+    s = retls_conn_bio_read(&got, e->conn, buf, want);
+    CHECK(s == RETLS_OK, "bio_read gave %s", st(s));
+    if (got == 0)
+      break;
+    s = retls_conn_bio_write(&put, e->peer->conn, buf, got);
+    CHECK(s == RETLS_OK && put == got, "bio_write gave %s, %zu of %zu", st(s),
+          put, got);
+    moved += got;
+  }
+  return moved;
+}
+
+/* Bytes waiting for e to read: in its transport buffer, or decrypted. */
+static size_t incoming(end *e) {
+  return BIO_ctrl_pending(SSL_get_rbio(e->conn->ssl)) +
+         retls_conn_pending_read(e->conn);
+}
+
+static void read_until_blocked(end *e) {
+  unsigned i;
+  int s = RETLS_OK;
+  for (i = 0; i < 64 && s == RETLS_OK && e->state == M_OPEN; i++)
+    s = do_read(e, READ_CHUNK);
+}
+
+/* One round: each end reads until it would block, flushes and finishes a
+ * started shutdown, as a careful application does; memory mode moves all
+ * ciphertext across (a failed end's too: it may hold an alert).  The order
+ * sidesteps the two OpenSSL limitations of fatal_ok() where it can: the
+ * client reads before it writes (so a renegotiation meets the server's
+ * data in SSL_read), the server writes before it reads (so its record is
+ * out before a ClientHello needs an answer). */
+static void pump_end(end *e) {
+  transfer(e, SIZE_MAX);
+  if (e->state != M_OPEN)
+    return;
+  if (e == ends[0])
+    read_until_blocked(e);
+  if (e->state == M_OPEN && e->has_pend)
+    do_flush(e);
+  if (e->state == M_OPEN && e->shut_started && !e->shut_done)
+    do_shutdown(e);
+  if (e == ends[1])
+    read_until_blocked(e);
+  transfer(e, SIZE_MAX);
+}
+
+static void pump_round(void) {
+  pump_end(ends[0]);
+  pump_end(ends[1]);
+}
+
+/* e's close_notify was read by its peer, and e still has something to
+ * send that the peer's reads will never consume: OpenSSL stops reading its
+ * input at close_notify.  (Seen: a renegotiation scheduled before the
+ * shutdown starts at e's next read, after the close_notify, and its
+ * ClientHello fills the pair.)  e's reads then stop with WANT_WRITE for
+ * good; over TCP the kernel would keep draining, in a pair nothing does. */
+static int wedged(end *e) {
+  return e->peer->got_zero && e->last_read == RETLS_WANT_WRITE;
+}
+
+/* Nothing can move any more: every live end has read all that reached it
+ * and has nothing left to send, or its peer can no longer take it. */
+static int quiet(void) {
+  int i;
+  for (i = 0; i < 2; i++) {
+    end *e = ends[i];
+    int peer_alive = e->peer->state == M_OPEN;
+    if (e->state != M_OPEN)
+      continue;
+    if (e->last_read == RETLS_OK)
+      return 0; /* stopped at the per-round cap: more to read */
+    if (!peer_alive || wedged(e))
+      continue;
+    if (incoming(e) > 0 && e->last_read != RETLS_ZERO_RETURN)
+      return 0;
+    if (e->has_pend || (e->shut_started && !e->shut_done) ||
+        retls_conn_want(e->conn) == RETLS_WANT_WRITE)
+      return 0;
+    if (e->memory && retls_conn_bio_pending(e->conn) > 0)
+      return 0;
+  }
+  return 1;
+}
+
+/* Pump until nothing moves.  The bound is generous (while anything is in
+ * flight every round moves at least a buffer's worth); hitting it means the
+ * pair stopped making progress, which is a finding too. */
+static void pump_until_quiet(size_t capacity) {
+  size_t r, max_rounds = 200 + 8 * (MAX_TOTAL + 65536) / capacity;
+  for (r = 0; r < max_rounds; r++) {
+    pump_round();
+    check_all(ends[0]);
+    if (quiet())
+      return;
+  }
+  CHECK(0, "the pair did not become quiet after %zu rounds", max_rounds);
+}
+
+/* ---- the target ----------------------------------------------------------- */
+
+static void end_free(end *e) {
+  retls_conn_free(e->conn);
+  free(e->acked.data);
+  free(e->tail.data);
+  free(e->received.data);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  input in = {data, size};
+  unsigned cfg, capb, nops = 0;
+  size_t capacity, budget, r;
+  end client, server;
+  unsigned char *wbuf;
+  int s;
+
+  if (size < 2)
+    return 0;
+  cfg = in_u8(&in);
+  capb = in_u8(&in);
+  capacity = 64 + (size_t)capb * capb; /* 64 .. 65089, dense at the low end */
+  budget = capacity * 64 < MAX_TOTAL ? capacity * 64 : MAX_TOTAL;
+  make_contexts(cfg & CFG_CTX_MASK);
+
+  op_log_len = 0;
+  op_log[0] = '\0';
+  log_op("config: %s%s%s%s, capacity %zu, budget %zu\n",
+         (cfg & CFG_TLS13) ? "TLS 1.3" : "TLS 1.2",
+         (cfg & CFG_PARTIAL) ? ", partial writes" : "",
+         (cfg & CFG_SMALLFRAG) ? ", 512-byte records" : "",
+         (cfg & CFG_MEMORY) ? ", memory transport" : ", pair transport",
+         capacity, budget);
+
+  memset(&client, 0, sizeof(client));
+  memset(&server, 0, sizeof(server));
+  client.name = "client";
+  server.name = "server";
+  client.peer = &server;
+  server.peer = &client;
+  client.partial = server.partial = (cfg & CFG_PARTIAL) != 0;
+  client.memory = server.memory = (cfg & CFG_MEMORY) != 0;
+  client.last_read = server.last_read = RETLS_WANT_READ;
+  ends[0] = &client;
+  ends[1] = &server;
+
+  if (cfg & CFG_MEMORY) {
+    s = retls_conn_new_memory(&client.conn, client_ctx[cfg & CFG_CTX_MASK],
+                              NULL, capacity);
+    CHECK(s == RETLS_OK, "new_memory client: %s", st(s));
+    s = retls_conn_new_memory(&server.conn, server_ctx[cfg & CFG_CTX_MASK],
+                              NULL, capacity);
+    CHECK(s == RETLS_OK, "new_memory server: %s", st(s));
+  } else {
+    s = retls_pair_new(&client.conn, &server.conn,
+                       client_ctx[cfg & CFG_CTX_MASK],
+                       server_ctx[cfg & CFG_CTX_MASK], capacity);
+    CHECK(s == RETLS_OK, "pair_new: %s", st(s));
+  }
+  wbuf = malloc(MAX_WRITE + 256);
+  if (wbuf == NULL)
+    abort();
+
+  while (in.n > 0 && nops++ < MAX_OPS) {
+    unsigned op = in_u8(&in);
+    unsigned code = op & 15, arg = op >> 5;
+    end *e = (op & 16) ? &server : &client;
+    size_t len, k;
+
+    switch (code) {
+    case 0: /* a new write: size class from arg, contents generated or a
+               constant byte */
+    new_write: {
+      static const size_t classes[4] = {16, 512, 8192, MAX_WRITE};
+      unsigned kind = (arg & 4) ? in_u8(&in) : 0;
+      len = 1 + in_u16(&in) % classes[arg & 3];
+      if (len > budget)
+        len = budget;
+      budget -= len;
+      fill(wbuf, len, kind);
+      do_write(e, wbuf, len, kind ? "constant" : "new");
+      break;
+    }
+    case 1: /* retry with the same bytes, from another address */
+      if (!e->has_pend)
+        goto new_write;
+      memcpy(wbuf, e->tail.data, e->tail.len);
+      do_write(e, wbuf, e->tail.len, "same bytes");
+      break;
+    case 2: /* retry with fewer bytes (0: the documented no-op) */
+      if (!e->has_pend)
+        goto new_write;
+      k = in_u16(&in) % e->tail.len;
+      memcpy(wbuf, e->tail.data, k);
+      do_write(e, wbuf, k, "shorter");
+      break;
+    case 3: /* retry with more bytes: the pending ones and some after */
+      if (!e->has_pend)
+        goto new_write;
+      k = 1 + in_u8(&in);
+      if (e->tail.len + k > MAX_WRITE + 256)
+        k = MAX_WRITE + 256 - e->tail.len;
+      memcpy(wbuf, e->tail.data, e->tail.len);
+      fill(wbuf + e->tail.len, k, 0);
+      do_write(e, wbuf, e->tail.len + k, "longer");
+      break;
+    case 4: /* retry with the same length, one byte different */
+      if (!e->has_pend)
+        goto new_write;
+      memcpy(wbuf, e->tail.data, e->tail.len);
+      k = arg < 2 ? (arg ? e->tail.len - 1 : 0) : in_u16(&in) % e->tail.len;
+      wbuf[k] ^= (unsigned char)(1 + in_u8(&in) % 255);
+      do_write(e, wbuf, e->tail.len, "same length, other bytes");
+      break;
+    case 5:
+      do_flush(e);
+      break;
+    case 6: /* reads with a small buffer: partial drains */
+      do_reads(e, (size_t)1 << arg, 1 + in_u8(&in) % 16);
+      break;
+    case 7:
+      do_handshake(e);
+      break;
+    case 8:
+      do_rekey(e, 0, 0);
+      break;
+    case 9:
+      do_rekey(e, 1, arg & 1);
+      break;
+    case 10:
+      do_shutdown(e);
+      break;
+    case 11: /* close: rarely for real, often refused with a write pending */
+      if (arg >= 6)
+        do_close(e, arg == 7);
+      else if (e->has_pend || arg == 5)
+        do_close(e, 0);
+      else
+        goto pump;
+      break;
+    case 12: /* pump 1..7 rounds, or (arg 7) until quiet */
+    pump:
+      log_op("pump %s\n", arg == 7 ? "until quiet" : "rounds");
+      if (arg == 7)
+        pump_until_quiet(capacity);
+      else
+        for (r = 0; r <= arg; r++)
+          pump_round();
+      break;
+    case 13:
+      do_bad_args(e);
+      break;
+    case 14:
+      do_reads(e, READ_CHUNK, 64);
+      break;
+    case 15: /* memory mode: move a few bytes of ciphertext (a partial
+                drain of the transport); pair mode: a zero-length write */
+      if (e->memory) {
+        k = transfer(e, 1 + (in_u16(&in) % ((size_t)256 << arg)));
+        log_op("%s transfer -> %zu bytes\n", e->name, k);
+      } else {
+        do_write(e, wbuf, 0, "empty");
+      }
+      break;
+    }
+    check_all(&client);
+  }
+
+  /* Drain: flush what is pending, pump until nothing moves. */
+  log_op("---- drain\n");
+  pump_until_quiet(capacity);
+
+  /* Exactly what was acknowledged arrived, wherever the path stayed
+   * intact: the receiver still open, the sender not closed. */
+  for (r = 0; r < 2; r++) {
+    end *rx = ends[r], *tx = rx->peer;
+    if (rx->state != M_OPEN || tx->state == M_CLOSED || wedged(rx))
+      continue;
+    if (tx->state == M_OPEN) {
+      CHECK(!tx->has_pend, "%s still has a pending write after the drain",
+            tx->name);
+      check_exact(rx, "after the drain");
+    } else {
+      CHECK(rx->received.len >= tx->acked.len,
+            "after the drain %s read %zu bytes of the %zu %s was told were "
+            "written before it failed",
+            rx->name, rx->received.len, tx->acked.len, tx->name);
+    }
+  }
+  log_op("---- done: client read %zu, server read %zu\n",
+         client.received.len, server.received.len);
+  if (getenv("FUZZ_RETRY_VERBOSE"))
+    fputs(op_log, stderr);
+
+  free(wbuf);
+  end_free(&client);
+  end_free(&server);
+  return 0;
+}
