@@ -3,6 +3,7 @@
  * handshake, read, shutdown, close, renegotiation, key update, info.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -82,10 +83,12 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
 
 /* A blocking socket with SO_RCVTIMEO/SO_SNDTIMEO (retls_connect with a
  * timeout) reports an expired timeout as EAGAIN, which OpenSSL turns into
- * WANT_*; for a blocking caller that is a timeout. */
+ * WANT_*; for a blocking caller that is a timeout.  If the caller has made
+ * the socket non-blocking since, WANT_* is just WANT_*. */
 int retls__conn_status_from_want(retls_conn *conn, int status) {
   if ((status == RETLS_WANT_READ || status == RETLS_WANT_WRITE) &&
-      conn->timeout_ms > 0)
+      conn->timeout_ms > 0 && conn->fd >= 0 &&
+      !(fcntl(conn->fd, F_GETFL) & O_NONBLOCK))
     return retls__conn_fail(conn, RETLS_TIMEOUT,
                             "timed out after %d ms waiting for the socket "
                             "to become %s; the operation may be repeated",
