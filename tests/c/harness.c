@@ -103,9 +103,12 @@ int harness_start_s_server(int *out_port, const char *extra_args) {
   int port = free_port(), pid, i;
   if (port < 0)
     return -1;
+  /* Its chatter goes to a log in the temp dir (harness_s_server_log);
+   * timeout(1) ends it even if the test dies before harness_stop. */
   snprintf(cmd, sizeof(cmd),
-           "exec timeout 60 openssl s_server -quiet -accept 127.0.0.1:%d %s",
-           port, extra_args ? extra_args : "");
+           "exec timeout 60 openssl s_server -quiet -accept 127.0.0.1:%d %s "
+           "</dev/null >%s/s_server-%d.log 2>&1",
+           port, extra_args ? extra_args : "", harness_tmpdir(), port);
   pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
@@ -119,6 +122,17 @@ int harness_start_s_server(int *out_port, const char *extra_args) {
   }
   *out_port = port;
   return pid;
+}
+
+void harness_s_server_log(int port) {
+  char path[512], name[64];
+  harness_buf log = {0};
+  snprintf(name, sizeof(name), "s_server-%d.log", port);
+  harness_path(path, sizeof(path), name);
+  if (harness_read_file(path, &log) == 0 && log.len > 0)
+    fprintf(stderr, "---- %s ----\n%.*s\n----\n", name, (int)log.len,
+            (const char *)log.data);
+  harness_buf_free(&log);
 }
 
 void harness_stop(int pid) {

@@ -70,6 +70,9 @@ int harness_drain(retls_conn *conn, harness_buf *out);
 int harness_start_s_server(int *out_port, const char *extra_args);
 void harness_stop(int pid);
 
+/* Print the output of the s_server on port (for failure diagnosis). */
+void harness_s_server_log(int port);
+
 int harness_finish(void);
 
 /* ---- pairs ---------------------------------------------------------------
