@@ -65,7 +65,10 @@ class Client:
         self.lang = lang
 
     def command(self, example):
-        """argv prefix and env for examples/<lang>/<example>.<ext>."""
+        """argv prefix and env for examples/<lang>/<example>.<ext>; the
+        Python probe is the module's own `python -m retls`."""
+        if self.lang == "python" and example == "probe":
+            return [sys.executable, "-m", "retls"], python_env()
         if self.lang == "c":
             if example != "nonblocking_client":
                 raise ValueError(f"no C version of {example}")

@@ -274,7 +274,7 @@ def probe(o):
         except retls.EOFError:
             closed = "closed without close_notify"
         except retls.TimeoutError:
-            closed = f"still open after {o.timeout} s without data"
+            closed = f"still open after {o.timeout:g} s without data"
     if closed != "closed without close_notify":
         try:
             io.call(conn.shutdown)
@@ -336,7 +336,7 @@ def main(argv=None):
         print(f"error: error: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT["error"]
     if o.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report))
     else:
         print_text(report)
     return 0
