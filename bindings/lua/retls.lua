@@ -73,6 +73,15 @@ local function check(fn, n, value, want, optional)
   argerror(fn, n, ("%s expected, got %s"):format(want, t))
 end
 
+-- Names and paths go to C as NUL-terminated strings: a Lua string with a
+-- NUL inside would be cut short without a word.
+local function check_text(fn, n, what, s)
+  if type(s) == "string" and s:find("\0", 1, true) then
+    argerror(fn, n, ("%s contains a NUL byte"):format(what))
+  end
+  return s
+end
+
 -- ---- contexts -----------------------------------------------------------------
 local Context = {}
 Context.__index = Context
@@ -100,6 +109,7 @@ function M.context(opts)
       argerror("context", 1, ("option '%s': %s expected, got %s")
         :format(k, want, type(v)))
     end
+    check_text("context", 1, "option '" .. k .. "'", v)
   end
   local role = opts.role or "client"
   if role ~= "client" and role ~= "server" then
@@ -121,9 +131,11 @@ function M.context(opts)
   if opts.ciphersuites then c:set_ciphersuites(opts.ciphersuites) end
   if opts.alpn then
     for i, p in ipairs(opts.alpn) do
-      if type(p) ~= "string" or p == "" or p:find(",", 1, true) then
+      if type(p) ~= "string" or p == "" or #p > 255 or p:find(",", 1, true)
+          or p:find("\0", 1, true) then
         argerror("context", 1, ("option 'alpn': entry %d must be a " ..
-          "non-empty protocol name without commas"):format(i))
+          "protocol name of 1..255 bytes without ',' (got %s)"):format(i,
+          type(p) == "string" and ("%q"):format(p) or type(p)))
       end
     end
     c:set_alpn(table.concat(opts.alpn, ","))
@@ -267,7 +279,7 @@ function Conn:info()
     version = c:version(),
     cipher = c:cipher(),
     alpn = c:alpn(),
-    peer_certificate = c:peer_certificate(),
+    peer_certificate = not self._closed and c:peer_certificate() or nil,
     verify_result = c:verify_result(),
     verify_text = c:verify_text(),
   }
@@ -356,6 +368,7 @@ local function check_opts(fn, n, opts, allowed)
     elseif type(v) ~= want then
       argerror(fn, n, ("option '%s': %s expected, got %s"):format(k, want, type(v)))
     end
+    check_text(fn, n, "option '" .. k .. "'", v)
   end
   return opts
 end
@@ -372,7 +385,7 @@ end
 -- A blocking TCP connection (handshake not done yet).  timeout is in
 -- seconds and bounds the connect and every later read and write.
 function M.connect(host, port, ctx, opts)
-  check("connect", 1, host, "string")
+  check_text("connect", 1, "host", check("connect", 1, host, "string"))
   check("connect", 2, port, "number")
   check_context("connect", 3, ctx, true)
   opts = check_opts("connect", 4, opts, { server_hostname = "string", timeout = "number" })

@@ -189,6 +189,59 @@ function H.s_server(dir, cert, key, extra)
   return server
 end
 
+-- A client and a server connection over a real TCP connection on
+-- 127.0.0.1 (LuaSocket sockets, non-blocking as LuaSocket keeps them),
+-- handshake done by a socket.select loop.  Returns a table with client,
+-- server, their sockets a and b, and close().
+function H.tcp_pair(cctx, sctx, opts)
+  local listener = assert(socket.bind("127.0.0.1", 0))
+  local _, port = listener:getsockname()
+  local a = socket.tcp()
+  a:settimeout(5)
+  assert(a:connect("127.0.0.1", port))
+  listener:settimeout(5)
+  local b = assert(listener:accept())
+  listener:close()
+  a:settimeout(0)
+  b:settimeout(0)
+  local p = { a = a, b = b }
+  p.client = retls.wrap(cctx or retls.context{ verify = false }, a, opts)
+  p.server = retls.wrap(sctx, b)
+  function p.close()
+    for _, c in ipairs({ p.client, p.server }) do pcall(c.close, c, "discard") end
+    a:close()
+    b:close()
+  end
+  H.select_handshake({ p.client, p.server })
+  return p
+end
+
+-- Drive the handshakes of connections on sockets with socket.select until
+-- all are done (bounded: 10 s).
+function H.select_handshake(conns)
+  local done, left = {}, #conns
+  local deadline = socket.gettime() + 10
+  while left > 0 do
+    assert(socket.gettime() < deadline, "handshake over sockets timed out")
+    local r, w = {}, {}
+    for i, c in ipairs(conns) do
+      if not done[i] then
+        local err = H.raised(c.handshake, c)
+        if err == nil then
+          done[i], left = true, left - 1
+        elseif err == retls.WantRead then
+          r[#r + 1] = c
+        elseif err == retls.WantWrite then
+          w[#w + 1] = c
+        else
+          error(err, 0)
+        end
+      end
+    end
+    if left > 0 then socket.select(r, w, 0.5) end
+  end
+end
+
 -- Wait until a process is gone (bounded).
 function H.wait_exit(pid, seconds)
   local deadline = socket.gettime() + (seconds or 10)
