@@ -205,6 +205,7 @@ struct end {
   retls_conn *conn;
   end *peer;
   mstate state;
+  int tls13;         /* TLS 1.3 (else 1.2) */
   int partial;       /* partial-write mode */
   int memory;        /* memory transport */
 
@@ -219,7 +220,7 @@ struct end {
   int got_zero;      /* read returned RETLS_ZERO_RETURN */
   int eof_signalled; /* memory mode: told this end its input ended */
   int last_read;     /* status of the last read */
-  int renegotiated;  /* renegotiate() returned OK (TLS 1.2) */
+  int rekeyed;       /* renegotiate() or key_update(request) returned OK */
   retls_stats want;  /* counters as the model expects them */
 };
 
@@ -305,15 +306,14 @@ static int fatal_ok(end *e, const char *op, int s) {
   if (e->shut_started && s == RETLS_SSL &&
       (strcmp(op, "write") == 0 || strcmp(op, "flush") == 0))
     return 1;
-  /* OpenSSL 3.0 limitation, reproduced without retls (see README.md): a
-   * TLS 1.2 end whose application record is half sent (its write is
-   * pending) cannot write handshake messages: a server answering a
-   * renegotiation ClientHello, or a client with a renegotiation of its own
-   * scheduled that reads the server's HelloRequest, fails in
-   * ssl3_write_bytes with "bad length" (or "bad write retry"), fatally,
-   * inside SSL_read. */
-  if (s == RETLS_SSL && e->has_pend &&
-      (e->renegotiated || e->peer->renegotiated) &&
+  /* OpenSSL 3.0 limitation, reproduced without retls (see README.md): an
+   * end whose application record is half sent (its write is pending)
+   * cannot write handshake messages, and SSL_read sometimes must: a TLS 1.2
+   * server answering a renegotiation ClientHello, a TLS 1.2 client with a
+   * renegotiation of its own scheduled reading a HelloRequest, a TLS 1.3
+   * end answering a KeyUpdate that requests one.  ssl3_write_bytes fails
+   * with "bad length" (or "bad write retry"), fatally. */
+  if (s == RETLS_SSL && e->has_pend && (e->rekeyed || e->peer->rekeyed) &&
       strcmp(op, "read") == 0 &&
       (strstr(retls_conn_last_error(e->conn), "bad length") != NULL ||
        strstr(retls_conn_last_error(e->conn), "bad write retry") != NULL))
@@ -322,8 +322,8 @@ static int fatal_ok(end *e, const char *op, int s) {
    * TLS 1.2 client in a renegotiation accepts the server's application
    * data only inside SSL_read; if a write, flush or handshake call reads
    * it, that fails with "unexpected record", fatally. */
-  if (s == RETLS_SSL && e == ends[0] &&
-      (e->renegotiated || e->peer->renegotiated) &&
+  if (s == RETLS_SSL && e == ends[0] && !e->tls13 &&
+      (e->rekeyed || e->peer->rekeyed) &&
       strcmp(op, "read") != 0 &&
       strstr(retls_conn_last_error(e->conn), "unexpected record") != NULL)
     return 1;
@@ -380,6 +380,20 @@ static void write_outcome(end *e, const char *op, int s, size_t out) {
     else
       e->want.want_write++;
     log_op(" -> %s", st(s) + 6);
+    break;
+  case RETLS_ZERO_RETURN:
+    /* The write was inside a handshake (a renegotiation) and read the
+     * peer's close_notify: it can never complete.  retls drops the copy,
+     * never acknowledged, and the connection stays open.  A write reads
+     * only inside a handshake, before any record of its own went out, so
+     * none of its bytes may arrive. */
+    CHECK(e->peer->shut_started, "%s %s: ZERO_RETURN but %s never shut down",
+          e->name, op, e->peer->name);
+    log_op(" -> ZERO_RETURN");
+    check_exact(e, "at close_notify (met by a write)");
+    e->has_pend = 0;
+    e->tail.len = 0;
+    e->got_zero = 1;
     break;
   default:
     CHECK(is_fatal(s), "%s %s: status %d (%s) not allowed", e->name, op, s,
@@ -506,6 +520,12 @@ static void do_handshake(end *e) {
     return;
   if (s == RETLS_OK || s == RETLS_WANT_READ || s == RETLS_WANT_WRITE)
     return;
+  if (s == RETLS_ZERO_RETURN) { /* a renegotiation met close_notify */
+    CHECK(e->peer->shut_started, "%s handshake: ZERO_RETURN but %s never "
+          "shut down", e->name, e->peer->name);
+    e->got_zero = 1;
+    return;
+  }
   CHECK(is_fatal(s), "%s handshake: status %s not allowed", e->name, st(s));
   on_fatal(e, "handshake", s);
 }
@@ -538,8 +558,8 @@ static void do_rekey(end *e, int key_update, int request) {
     return;
   }
   CHECK(s == RETLS_OK || s == RETLS_SSL, "%s rekey: %s", e->name, st(s));
-  if (s == RETLS_OK && !key_update)
-    e->renegotiated = 1;
+  if (s == RETLS_OK && (!key_update || request))
+    e->rekeyed = 1;
 }
 
 static void do_shutdown(end *e) {
@@ -781,6 +801,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   server.name = "server";
   client.peer = &server;
   server.peer = &client;
+  client.tls13 = server.tls13 = (cfg & CFG_TLS13) != 0;
   client.partial = server.partial = (cfg & CFG_PARTIAL) != 0;
   client.memory = server.memory = (cfg & CFG_MEMORY) != 0;
   client.last_read = server.last_read = RETLS_WANT_READ;
