@@ -246,6 +246,16 @@ int retls_conn_renegotiate(retls_conn *conn) {
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "renegotiation does not exist in TLS 1.3; use "
                             "key_update() instead");
+  /* After close_notify either way the peer ignores handshake records, so
+   * OpenSSL would accept the request and the next write would wait for an
+   * answer that never comes. */
+  if (SSL_get_shutdown(conn->ssl) != 0)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "renegotiate after close_notify was %s: the "
+                            "peer would never answer",
+                            (SSL_get_shutdown(conn->ssl) & SSL_SENT_SHUTDOWN)
+                                ? "sent (shutdown() was called)"
+                                : "received from the peer");
   ERR_clear_error();
   if (SSL_renegotiate(conn->ssl) != 1)
     return retls__conn_soft_fail(conn, RETLS_SSL, "renegotiate refused");
