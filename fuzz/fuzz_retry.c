@@ -557,6 +557,13 @@ static void do_rekey(end *e, int key_update, int request) {
           st(s));
     return;
   }
+  /* A renegotiation after close_notify (sent or received) could never
+   * complete: the peer ignores handshake records by then. */
+  if (!key_update && (e->shut_started || e->got_zero)) {
+    CHECK(s == RETLS_BAD_ARG, "%s renegotiate after close_notify gave %s",
+          e->name, st(s));
+    return;
+  }
   CHECK(s == RETLS_OK || s == RETLS_SSL, "%s rekey: %s", e->name, st(s));
   if (s == RETLS_OK && (!key_update || request))
     e->rekeyed = 1;
