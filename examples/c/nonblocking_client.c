@@ -16,7 +16,8 @@
  * the SHA-256 of what it sent and of what it received back, so a script can
  * compare them with what the server saw.
  *
- * Build: cmake builds it as examples/c/nonblocking_client in the build dir.
+ * Build: `cmake --build build` makes build/examples/c/nonblocking_client
+ * (the target is in tests/interop/CMakeLists.txt, whose tests run it).
  * Run against any TLS server, e.g.
  *   openssl s_server -accept 127.0.0.1:4433 -cert cert.pem -key key.pem -quiet
  *   build/examples/c/nonblocking_client --insecure --size 16M 127.0.0.1 4433
