@@ -718,14 +718,17 @@ static void pump_round(void) {
   pump_end(ends[1]);
 }
 
-/* e's close_notify was read by its peer, and e still has something to
- * send that the peer's reads will never consume: OpenSSL stops reading its
- * input at close_notify.  (Seen: a renegotiation scheduled before the
- * shutdown starts at e's next read, after the close_notify, and its
- * ClientHello fills the pair.)  e's reads then stop with WANT_WRITE for
- * good; over TCP the kernel would keep draining, in a pair nothing does. */
+/* e must write before it can read on (a handshake message: a ClientHello
+ * of a renegotiation, say), but its peer no longer consumes its input:
+ * the peer failed, or read e's close_notify (OpenSSL stops reading input
+ * there; seen: a renegotiation scheduled before shutdown() starts at e's
+ * next read, after the close_notify).  Once the pair buffer is full e's
+ * reads stop with WANT_WRITE for good, and what the peer sent before can
+ * no longer reach e.  Over TCP the kernel would keep draining; in a pair
+ * nothing does.  (Memory mode moves bytes to a failed peer too.) */
 static int wedged(end *e) {
-  return e->peer->got_zero && e->last_read == RETLS_WANT_WRITE;
+  return e->last_read == RETLS_WANT_WRITE &&
+         (e->peer->got_zero || e->peer->state != M_OPEN);
 }
 
 /* Nothing can move any more: every live end has read all that reached it

@@ -1,0 +1,183 @@
+/*
+ * openssl_limits.c - the OpenSSL behaviours fuzz_retry found, shown with
+ * plain OpenSSL (no retls) over a BIO pair, so that fuzz/README.md's claims
+ * can be checked against whatever OpenSSL is installed:
+ *
+ *   build-fuzz/fuzz/openssl_limits
+ *
+ * Each scenario prints what OpenSSL returned and OpenSSL's error queue.
+ * 1-4 are limitations fuzz_retry's model allows (fatal_ok()); 5 is why
+ * retls_conn_renegotiate() refuses after close_notify.
+ * Not a test: it documents OpenSSL (3.0.19 on Debian 12 at the time of
+ * writing), whose behaviour may change; fuzz_retry's fatal_ok() names the
+ * same cases.
+ */
+#include <stdio.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+static unsigned char buf[20000];
+
+static void use_throwaway_cert(SSL_CTX *ctx) {
+  EVP_PKEY *k = EVP_EC_gen("P-256");
+  X509 *x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_set_pubkey(x, k);
+  X509_set_issuer_name(x, X509_get_subject_name(x));
+  X509_sign(x, k, EVP_sha256());
+  SSL_CTX_use_certificate(ctx, x);
+  SSL_CTX_use_PrivateKey(ctx, k);
+  X509_free(x);
+  EVP_PKEY_free(k);
+}
+
+/* A client and a server over a BIO pair of `capacity` bytes each way,
+ * handshake done.  The modes retls sets. */
+static void make_pair(SSL **c, SSL **s, int version, size_t capacity) {
+  SSL_CTX *cc = SSL_CTX_new(TLS_client_method());
+  SSL_CTX *sc = SSL_CTX_new(TLS_server_method());
+  BIO *cb, *sb;
+  size_t n;
+  int i;
+  use_throwaway_cert(sc);
+  SSL_CTX_set_min_proto_version(cc, version);
+  SSL_CTX_set_max_proto_version(cc, version);
+  SSL_CTX_set_options(sc, SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+  SSL_CTX_set_mode(cc, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_mode(sc, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  *c = SSL_new(cc);
+  *s = SSL_new(sc);
+  SSL_CTX_free(cc); /* the SSL objects hold references */
+  SSL_CTX_free(sc);
+  BIO_new_bio_pair(&cb, capacity, &sb, capacity);
+  SSL_set_bio(*c, cb, cb);
+  SSL_set_bio(*s, sb, sb);
+  SSL_set_connect_state(*c);
+  SSL_set_accept_state(*s);
+  for (i = 0; i < 500; i++) { /* reads also take TLS 1.3 session tickets */
+    SSL_do_handshake(*c);
+    SSL_do_handshake(*s);
+    SSL_read_ex(*c, buf, sizeof(buf), &n);
+    SSL_read_ex(*s, buf, sizeof(buf), &n);
+  }
+  ERR_clear_error();
+  printf("  handshake done: %s\n",
+         SSL_is_init_finished(*c) && SSL_is_init_finished(*s)
+             ? SSL_get_version(*c)
+             : "NO");
+}
+
+static const char *err_name(int e) {
+  switch (e) {
+  case SSL_ERROR_NONE: return "ok";
+  case SSL_ERROR_SSL: return "SSL_ERROR_SSL";
+  case SSL_ERROR_WANT_READ: return "WANT_READ";
+  case SSL_ERROR_WANT_WRITE: return "WANT_WRITE";
+  case SSL_ERROR_SYSCALL: return "SSL_ERROR_SYSCALL";
+  case SSL_ERROR_ZERO_RETURN: return "ZERO_RETURN";
+  default: return "other";
+  }
+}
+
+/* Run one call, print its return value, SSL_get_error() when it is not
+ * positive, and OpenSSL's error queue. */
+#define SHOW(ssl, what, call)                                               \
+  do {                                                                      \
+    int r_ = (call);                                                        \
+    unsigned long e_;                                                       \
+    printf("  %-44s -> %2d %s\n", what, r_,                                \
+           r_ > 0 ? "" : err_name(SSL_get_error(ssl, r_)));                 \
+    while ((e_ = ERR_get_error()) != 0)                                     \
+      printf("      %s\n", ERR_error_string(e_, NULL));                     \
+  } while (0)
+
+int main(void) {
+  SSL *c, *s;
+  size_t n;
+
+  puts("1. TLS 1.2: the server's record is half sent when the client's "
+       "renegotiation arrives");
+  make_pair(&c, &s, TLS1_2_VERSION, 4096);
+  SHOW(s, "server SSL_write 10000 bytes", SSL_write_ex(s, buf, 10000, &n));
+  SHOW(c, "client SSL_renegotiate", SSL_renegotiate(c));
+  SHOW(c, "client SSL_do_handshake (sends ClientHello)", SSL_do_handshake(c));
+  SHOW(s, "server SSL_read", SSL_read_ex(s, buf, sizeof(buf), &n));
+  SSL_free(c);
+  SSL_free(s);
+
+  puts("\n2. TLS 1.2: the client's record is half sent, it has a "
+       "renegotiation scheduled, the server's HelloRequest arrives");
+  make_pair(&c, &s, TLS1_2_VERSION, 4096);
+  SHOW(c, "client SSL_write 10000 bytes", SSL_write_ex(c, buf, 10000, &n));
+  SHOW(c, "client SSL_renegotiate", SSL_renegotiate(c));
+  SHOW(s, "server SSL_renegotiate", SSL_renegotiate(s));
+  SHOW(s, "server SSL_do_handshake (sends HelloRequest)", SSL_do_handshake(s));
+  SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
+  SSL_free(c);
+  SSL_free(s);
+
+  puts("\n3. TLS 1.3: the client's record is half sent, key updates "
+       "requested on both ends");
+  make_pair(&c, &s, TLS1_3_VERSION, 100);
+  SHOW(c, "client SSL_key_update(requested)",
+       SSL_key_update(c, SSL_KEY_UPDATE_REQUESTED));
+  SHOW(c, "client SSL_write 13 bytes (sends KeyUpdate)",
+       SSL_write_ex(c, buf, 13, &n));
+  SHOW(c, "client SSL_key_update(requested)",
+       SSL_key_update(c, SSL_KEY_UPDATE_REQUESTED));
+  SHOW(c, "client SSL_write 289 bytes", SSL_write_ex(c, buf, 289, &n));
+  SHOW(s, "server SSL_write 1 byte", SSL_write_ex(s, "x", 1, &n));
+  SHOW(s, "server SSL_key_update(requested)",
+       SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED));
+  SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
+  SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
+  SHOW(s, "server SSL_read (answers the KeyUpdates)",
+       SSL_read_ex(s, buf, sizeof(buf), &n));
+  SHOW(s, "server SSL_read", SSL_read_ex(s, buf, sizeof(buf), &n));
+  SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
+  SSL_free(c);
+  SSL_free(s);
+
+  puts("\n4. TLS 1.2: the client renegotiates, the server sends data "
+       "first; a retried SSL_write meets it");
+  make_pair(&c, &s, TLS1_2_VERSION, 65536);
+  SHOW(c, "client SSL_renegotiate", SSL_renegotiate(c));
+  SHOW(c, "client SSL_write 3 bytes", SSL_write_ex(c, "abc", 3, &n));
+  SHOW(s, "server SSL_write 5 bytes", SSL_write_ex(s, "hello", 5, &n));
+  SHOW(c, "client SSL_write 3 bytes (the retry)", SSL_write_ex(c, "abc", 3, &n));
+  SSL_free(c);
+  SSL_free(s);
+
+  puts("\n   ... and the same with SSL_read first");
+  make_pair(&c, &s, TLS1_2_VERSION, 65536);
+  SHOW(c, "client SSL_renegotiate", SSL_renegotiate(c));
+  SHOW(c, "client SSL_write 3 bytes", SSL_write_ex(c, "abc", 3, &n));
+  SHOW(s, "server SSL_write 5 bytes", SSL_write_ex(s, "hello", 5, &n));
+  SHOW(c, "client SSL_read (gets the 5 bytes)",
+       SSL_read_ex(c, buf, sizeof(buf), &n));
+  SHOW(c, "client SSL_write 3 bytes (the retry)", SSL_write_ex(c, "abc", 3, &n));
+  SSL_free(c);
+  SSL_free(s);
+
+  puts("\n5. TLS 1.2: renegotiation after the peer's close_notify is "
+       "accepted and never completes (retls refuses it)");
+  make_pair(&c, &s, TLS1_2_VERSION, 65536);
+  printf("  %-44s -> %2d (close_notify sent)\n", "server SSL_shutdown",
+         SSL_shutdown(s));
+  SHOW(c, "client SSL_read (close_notify)", SSL_read_ex(c, buf, 10, &n));
+  SHOW(c, "client SSL_renegotiate", SSL_renegotiate(c));
+  SHOW(c, "client SSL_write 3 bytes", SSL_write_ex(c, "abc", 3, &n));
+  SHOW(s, "server SSL_read (ignores the ClientHello)",
+       SSL_read_ex(s, buf, sizeof(buf), &n));
+  SHOW(c, "client SSL_write 3 bytes (the retry)", SSL_write_ex(c, "abc", 3, &n));
+  SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
+  SSL_free(c);
+  SSL_free(s);
+  return 0;
+}
