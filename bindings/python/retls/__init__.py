@@ -478,12 +478,32 @@ def pair(client_ctx=None, server_ctx=None, *, capacity=16384,
         raise TypeError(f"capacity must be an int, not {type(capacity).__name__!r}")
     if capacity < 1:
         raise ValueError(f"capacity must be >= 1 byte, not {capacity}")
+    if cc is None or sc is None:
+        dc, ds = _pair_defaults()
+        cc = dc if cc is None else cc
+        sc = ds if sc is None else sc
     client, server = _core.pair_new(cc, sc, capacity)
     ends = (Connection._wrap(client, client_ctx, None),
             Connection._wrap(server, server_ctx, None))
     if handshake:
         _handshake_pair(*ends)
     return ends
+
+
+_PAIR_DEFAULTS = []
+
+
+def _pair_defaults():
+    """The contexts pair() uses when given none, made once per process:
+    a client context costs tens of milliseconds (OpenSSL loads the system
+    trust store), and a throwaway certificate a key generation."""
+    if not _PAIR_DEFAULTS:
+        client = _core.ctx_new(_core.CLIENT)
+        client.set_verify(False)
+        server = _core.ctx_new(_core.SERVER)
+        server.use_selfsigned("localhost")
+        _PAIR_DEFAULTS[:] = [client, server]
+    return _PAIR_DEFAULTS
 
 
 def _handshake_pair(a, b):

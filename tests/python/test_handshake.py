@@ -1,0 +1,221 @@
+"""Handshakes: memory-BIO mode driven by hand, certificate verification and
+hostname checks, client certificates, ALPN, the key log."""
+import re
+import ssl
+
+import pytest
+
+import retls
+
+from helpers import drain, handshake_memory, relay
+
+
+def memory_pair(cctx, sctx, server_hostname=None):
+    return (retls.Connection(cctx, None, server_hostname=server_hostname),
+            retls.Connection(sctx, None))
+
+
+def test_memory_bio_handshake_by_hand(pki):
+    cctx = retls.Context(cafile=pki.ca)
+    sctx = retls.Context("server", certfile=pki.server_cert,
+                         keyfile=pki.server_key)
+    client, server = memory_pair(cctx, sctx, "localhost")
+    assert client.fileno() == -1
+
+    # Flight by flight, as a caller moving the bytes itself would.
+    with pytest.raises(retls.WantRead):
+        client.do_handshake()                       # ClientHello
+    hello = client.bio_read()
+    assert hello[:1] == b"\x16"                     # a handshake record
+    assert client.bio_read() == b""                 # nothing more waiting
+    assert server.bio_write(hello) == len(hello)
+    with pytest.raises(retls.WantRead):
+        server.do_handshake()                       # ServerHello..Finished
+    assert server.want == "read" and not server.established
+    assert relay(server, client)
+    client.do_handshake()                           # client Finished
+    assert client.established
+    assert relay(client, server)
+    server.do_handshake()
+    assert server.established
+    assert client.version == server.version == "TLSv1.3"
+    assert client.want is None
+
+    assert client.write(b"over memory") == 11
+    relay(client, server)
+    assert drain(server) == b"over memory"
+    server.write(b"and back")
+    relay(server, client)
+    assert drain(client) == b"and back"
+
+
+def test_memory_bio_read_sizes_and_eof():
+    sctx = retls.Context("server")
+    sctx.use_selfsigned()
+    client, server = memory_pair(retls.Context(verify=False), sctx)
+    with pytest.raises(retls.WantRead):
+        client.do_handshake()
+    pending = client.bio_pending
+    first = client.bio_read(10)
+    assert len(first) == 10 and client.bio_pending == pending - 10
+    server.bio_write(first + client.bio_read())
+    handshake_memory(client, server)
+    server.bio_write_eof()
+    with pytest.raises(retls.EOFError):
+        server.read()
+
+
+def test_memory_write_stops_when_outgoing_buffer_is_full():
+    cctx = retls.Context(verify=False)
+    sctx = retls.Context("server")
+    sctx.use_selfsigned()
+    client, server = memory_pair(cctx, sctx)
+    handshake_memory(client, server)
+    data = bytes(200_000)                    # > the 64 KiB default capacity
+    with pytest.raises(retls.WantWrite):
+        client.write(data)
+    got = bytearray()
+    while client.pending_write:
+        relay(client, server)
+        got += drain(server)
+        try:
+            client.flush()
+        except retls.WantWrite:
+            pass
+    relay(client, server)
+    got += drain(server)
+    assert got == data
+
+
+def test_verified_handshake_and_peer_certificate(pki):
+    client, server = retls.pair(
+        retls.Context(cafile=pki.ca),
+        retls.Context("server", certfile=pki.server_cert,
+                      keyfile=pki.server_key))
+    with open(pki.server_cert) as f:
+        der = ssl.PEM_cert_to_DER_cert(f.read())
+    assert client.peer_certificate == der
+
+
+def verify_failure(cctx, sctx, hostname):
+    client = retls.Connection(cctx, None, server_hostname=hostname)
+    server = retls.Connection(sctx, None)
+    with pytest.raises(retls.SSLError) as info:
+        handshake_memory(client, server)
+    return info.value
+
+
+def test_verification_failure_unknown_ca(pki):
+    sctx = retls.Context("server", certfile=pki.server_cert,
+                         keyfile=pki.server_key)
+    e = verify_failure(retls.Context(cafile=pki.other_ca), sctx, "localhost")
+    assert type(e) is retls.VerifyError
+    assert "certificate verify failed" in str(e)
+    assert "unable to get local issuer certificate" in str(e)
+
+
+def test_verification_failure_self_signed():
+    sctx = retls.Context("server")
+    sctx.use_selfsigned("localhost")
+    e = verify_failure(retls.Context(), sctx, "localhost")
+    assert type(e) is retls.VerifyError
+    assert "self-signed certificate" in str(e)
+
+
+def test_hostname_mismatch(pki):
+    sctx = retls.Context("server", certfile=pki.server_cert,
+                         keyfile=pki.server_key)
+    e = verify_failure(retls.Context(cafile=pki.ca), sctx, "example.com")
+    assert type(e) is retls.VerifyError
+    assert "hostname mismatch" in str(e)
+
+
+def test_ip_address_is_checked_against_ip_san(pki):
+    sctx = retls.Context("server", certfile=pki.server_cert,
+                         keyfile=pki.server_key)
+    client, server = memory_pair(retls.Context(cafile=pki.ca), sctx,
+                                 "127.0.0.1")
+    handshake_memory(client, server)          # IP:127.0.0.1 is in the SAN
+    e = verify_failure(retls.Context(cafile=pki.ca), sctx, "127.0.0.2")
+    assert "IP address mismatch" in str(e)
+
+
+def test_client_certificate_required(pki):
+    sctx = retls.Context("server", verify=True, cafile=pki.ca,
+                         certfile=pki.server_cert, keyfile=pki.server_key)
+    # Without a client certificate the server refuses.
+    client, server = memory_pair(retls.Context(cafile=pki.ca), sctx,
+                                 "localhost")
+    with pytest.raises(retls.SSLError) as info:
+        handshake_memory(client, server)
+    assert "certificate" in str(info.value)
+    # With one it accepts, and sees it.
+    cctx = retls.Context(cafile=pki.ca, certfile=pki.client_cert,
+                         keyfile=pki.client_key)
+    client, server = memory_pair(cctx, sctx, "localhost")
+    handshake_memory(client, server)
+    with open(pki.client_cert) as f:
+        assert server.peer_certificate == ssl.PEM_cert_to_DER_cert(f.read())
+
+
+@pytest.mark.parametrize("offer,accept,agreed", [
+    (["h2", "http/1.1"], ["http/1.1", "h2"], "http/1.1"),   # server's order
+    (["h2", "http/1.1"], ["h2"], "h2"),
+    (["spdy/1"], ["h2"], None),                             # no overlap
+    (None, ["h2"], None),                                   # not offered
+])
+def test_alpn(offer, accept, agreed):
+    sctx = retls.Context("server", alpn=accept)
+    sctx.use_selfsigned()
+    client, server = retls.pair(retls.Context(verify=False, alpn=offer), sctx)
+    assert client.alpn_protocol == server.alpn_protocol == agreed
+
+
+@pytest.mark.parametrize("version,labels", [
+    ("TLSv1.3", {"CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                 "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                 "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0",
+                 "EXPORTER_SECRET"}),
+    ("TLSv1.2", {"CLIENT_RANDOM"}),
+])
+def test_keylog_nss_format(tmp_path, version, labels):
+    path = tmp_path / "keys.log"
+    cctx = retls.Context(verify=False, keylog=path, max_version=version)
+    client, server = retls.pair(cctx)
+    assert client.version == version
+    lines = path.read_text().splitlines()
+    assert lines
+    line_re = re.compile(r"^([A-Z_0-9]+) ([0-9a-f]{64}) ([0-9a-f]{64,96})$")
+    seen = set()
+    randoms = set()
+    for line in lines:
+        m = line_re.match(line)
+        assert m, f"not NSS key log format: {line!r}"
+        seen.add(m.group(1))
+        randoms.add(m.group(2))
+    assert seen == labels
+    assert len(randoms) == 1       # one connection: one client random
+    # Only the context that asked writes a key log.
+    assert path.stat().st_size == len("\n".join(lines)) + 1
+
+
+def test_version_bounds():
+    sctx = retls.Context("server", min_version="TLSv1.3")
+    sctx.use_selfsigned()
+    client = retls.Connection(retls.Context(verify=False,
+                                            max_version="TLSv1.2"), None)
+    server = retls.Connection(sctx, None)
+    with pytest.raises(retls.SSLError, match="unsupported protocol"):
+        handshake_memory(client, server)
+    c12, _ = retls.pair(retls.Context(verify=False, max_version="TLSv1.2"))
+    assert c12.version == "TLSv1.2"
+
+
+def test_ciphers_and_ciphersuites():
+    cctx = retls.Context(verify=False, ciphersuites="TLS_CHACHA20_POLY1305_SHA256")
+    client, _ = retls.pair(cctx)
+    assert client.cipher == "TLS_CHACHA20_POLY1305_SHA256"
+    cctx = retls.Context(verify=False, max_version="TLSv1.2",
+                         ciphers="ECDHE-ECDSA-AES128-GCM-SHA256")
+    client, _ = retls.pair(cctx)
+    assert client.cipher == "ECDHE-ECDSA-AES128-GCM-SHA256"
