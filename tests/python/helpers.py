@@ -53,17 +53,37 @@ def handshake_memory(a, b, rounds=20):
     raise AssertionError("memory handshake did not finish")
 
 
-def flush_through(writer, reader, got, rounds=10000):
+def flush_through(writer, reader, got, memory=False, rounds=100000):
     """flush() writer until its pending write is done, draining reader into
-    got (a bytearray) whenever the transport is full.  Returns (bytes the
-    final flush acknowledged, number of flush calls)."""
+    got (a bytearray) between attempts; memory=True also relays the
+    ciphertext both ways (two memory-mode connections).  Every round moves
+    bytes, so the bound only turns a hang into a failure.  Returns (bytes
+    the final flush acknowledged, number of flush calls)."""
     for i in range(1, rounds + 1):
+        if memory:
+            relay(writer, reader)
         got += drain(reader)
+        if memory:
+            relay(reader, writer)
         try:
-            return writer.flush(), i
-        except retls.WantWrite:
+            n = writer.flush()
+        except retls.WantIO:
             continue
+        if memory:
+            relay(writer, reader)
+        return n, i
     raise AssertionError("flush made no progress")
+
+
+def records(wire):
+    """Payload lengths of the TLS records in a ciphertext byte string."""
+    lens, i = [], 0
+    while i + 5 <= len(wire):
+        n = int.from_bytes(wire[i + 3:i + 5], "big")
+        lens.append(n)
+        i += 5 + n
+    assert i == len(wire), "torn record"
+    return lens
 
 
 def pattern(n, seed=0):

@@ -241,19 +241,10 @@ def test_method_bad_arguments():
     assert drain(server) == b"fine"
 
 
-def test_key_update_needs_tls13_renegotiate_needs_handshake():
-    c12, s12 = retls.pair(retls.Context(verify=False,
-                                        max_version="TLSv1.2"))
-    with pytest.raises(retls.ArgumentError, match="only in TLS 1.3"):
-        c12.key_update()
-    fresh, _ = retls.pair(handshake=False)
-    with pytest.raises(retls.ArgumentError, match="completed handshake"):
-        fresh.renegotiate()
-
-
 @pytest.mark.parametrize("args,kw,exc,needle", [
     ((), dict(capacity=0), ValueError, "capacity must be >= 1"),
     ((), dict(capacity="big"), TypeError, "capacity must be an int"),
+    ((), dict(capacity=True), TypeError, "capacity must be an int"),
     (("ctx",), {}, TypeError, "client_ctx must be a retls.Context"),
     ((retls.Context("server"),), {}, retls.ArgumentError,
      "first context must be a client context"),

@@ -154,13 +154,14 @@ class Context:
     alpn is a sequence of protocol names in preference order.  keylog is
     a path that receives the TLS secrets in NSS key log format.
     partial_write lets write() return after fewer bytes than given.
+    renegotiation=False refuses TLS 1.2 renegotiation from the peer.
     """
 
     def __init__(self, role="client", *, verify=None, cafile=None,
                  capath=None, certfile=None, keyfile=None,
                  min_version="TLSv1.2", max_version=None, ciphers=None,
                  ciphersuites=None, alpn=None, keylog=None,
-                 partial_write=False, auto_retry=True):
+                 partial_write=False, auto_retry=True, renegotiation=True):
         if role not in ("client", "server"):
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
         self.role = role
@@ -188,6 +189,7 @@ class Context:
             c.set_keylog(_path(keylog, "keylog"))
         c.set_partial_write(bool(partial_write))
         c.set_auto_retry(bool(auto_retry))
+        c.set_renegotiation(bool(renegotiation))
 
     def use_selfsigned(self, common_name="localhost"):
         """Use a throwaway self-signed certificate (tests and demos)."""
@@ -230,18 +232,22 @@ class Connection:
     """One TLS connection.
 
     sock is a connected socket object, an int fd, or None for memory mode
-    (move ciphertext with bio_write()/bio_read()).  The connection never
-    closes a socket it did not open; it keeps the socket object (and the
-    context) alive as long as it needs them.
+    (move ciphertext with bio_write()/bio_read(); capacity bounds the
+    outgoing ciphertext buffer, and a write that does not fit raises
+    WantWrite until bio_read() made room).  The connection never closes a
+    socket it did not open; it keeps the socket object (and the context)
+    alive as long as it needs them.
     """
 
-    def __init__(self, ctx, sock=None, *, server_hostname=None):
+    def __init__(self, ctx, sock=None, *, server_hostname=None,
+                 capacity=65536):
         cctx = _ctx_arg(ctx, "ctx")
         if cctx is None:
             raise TypeError("ctx must be a retls.Context")
         _text(server_hostname, "server_hostname")
         if sock is None:
-            c = _core.conn_new_memory(cctx, server_hostname, 0)
+            c = _core.conn_new_memory(cctx, server_hostname,
+                                      _capacity(capacity))
         else:
             c = _core.conn_new_fd(cctx, _fileno_of(sock), 0, server_hostname)
         self._setup(c, ctx, sock)
@@ -421,6 +427,15 @@ class Connection:
                 f"fd={self._c.fileno()}>")
 
 
+def _capacity(capacity):
+    if isinstance(capacity, bool) or not isinstance(capacity, int):
+        raise TypeError(f"capacity must be an int, not "
+                        f"{type(capacity).__name__!r}")
+    if capacity < 1:
+        raise ValueError(f"capacity must be >= 1 byte, not {capacity}")
+    return capacity
+
+
 def _fileno_of(sock):
     if isinstance(sock, bool) or not isinstance(sock, int):
         fileno = getattr(sock, "fileno", None)
@@ -474,10 +489,7 @@ def pair(client_ctx=None, server_ctx=None, *, capacity=16384,
     handshake is done before returning unless handshake=False (then call
     do_handshake() on both ends in turn until both succeed)."""
     cc, sc = _ctx_arg(client_ctx, "client_ctx"), _ctx_arg(server_ctx, "server_ctx")
-    if isinstance(capacity, bool) or not isinstance(capacity, int):
-        raise TypeError(f"capacity must be an int, not {type(capacity).__name__!r}")
-    if capacity < 1:
-        raise ValueError(f"capacity must be >= 1 byte, not {capacity}")
+    capacity = _capacity(capacity)
     if cc is None or sc is None:
         dc, ds = _pair_defaults()
         cc = dc if cc is None else cc
