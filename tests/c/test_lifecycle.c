@@ -187,7 +187,7 @@ static void test_stale_error_queue_does_not_leak(void) {
   retls_conn *c, *s;
   unsigned char buf[8];
   size_t n;
-  CHECK_STATUS(NULL, harness_pair(&c, &s, NULL, NULL, 0), RETLS_OK);
+  CHECK_STATUS(NULL, harness_pair(&c, &s, NULL, NULL, 4096), RETLS_OK);
 
   ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
   CHECK_STATUS(s, retls_conn_read(&n, s, buf, sizeof(buf)), RETLS_WANT_READ);
@@ -202,6 +202,25 @@ static void test_stale_error_queue_does_not_leak(void) {
   ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
   CHECK_STATUS(s, retls_conn_read(&n, s, buf, sizeof(buf)), RETLS_OK);
   CHECK(n == 2 && memcmp(buf, "ok", 2) == 0);
+  /* The retryable outcomes are where a stale entry would do harm. */
+  {
+    enum { LEN = 65536 };
+    unsigned char *big = malloc(LEN);
+    harness_buf got = {0};
+    harness_pattern(big, LEN, 72);
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+    CHECK_STATUS(c, retls_conn_write(&n, c, big, LEN), RETLS_WANT_WRITE);
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+    CHECK_STATUS(c, retls_conn_flush(&n, c), RETLS_WANT_WRITE);
+    ERR_raise(ERR_LIB_SSL, SSL_R_BAD_LENGTH);
+    CHECK_STATUS(c, retls_conn_shutdown(c), RETLS_WRITE_PENDING);
+    CHECK_STATUS(c, harness_flush_through(c, s, &got, 0, NULL, &n),
+                 RETLS_OK);
+    CHECK_STATUS(s, harness_drain(s, &got), RETLS_WANT_READ);
+    CHECK(got.len == LEN && memcmp(got.data, big, LEN) == 0);
+    harness_buf_free(&got);
+    free(big);
+  }
   ERR_clear_error();
 
   /* A failing connection leaves nothing behind for the next call. */
