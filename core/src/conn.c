@@ -190,9 +190,13 @@ int retls_conn_close(retls_conn *conn, int flags) {
   if (conn->pend_len > 0 && !(flags & RETLS_CLOSE_DISCARD))
     return retls__conn_fail(conn, RETLS_WRITE_PENDING,
                             "close: %zu bytes of a write are pending and "
-                            "were never sent; flush() them, or close with "
-                            "discard to drop them",
-                            conn->pend_len);
+                            "were never sent; %s",
+                            conn->pend_len,
+                            conn->state == RETLS__FAILED
+                                ? "the connection failed, so they never "
+                                  "can be: close with discard to drop them"
+                                : "flush() them, or close with discard to "
+                                  "drop them");
   SSL_free(conn->ssl); /* frees its BIOs; fds are BIO_NOCLOSE */
   conn->ssl = NULL;
   BIO_free(conn->net_bio);
