@@ -618,6 +618,12 @@ static void do_close(end *e, int discard) {
     CHECK(s == RETLS_WRITE_PENDING,
           "%s close with %zu bytes pending gave %s", e->name, e->tail.len,
           st(s));
+    /* The way out it names must work: flush cannot on a failed one. */
+    CHECK((strstr(retls_conn_last_error(e->conn), "flush()") != NULL) ==
+              (e->state == M_OPEN),
+          "%s close refused on a %s connection: \"%s\"", e->name,
+          e->state == M_OPEN ? "open" : "failed",
+          retls_conn_last_error(e->conn));
     return;
   }
   CHECK(s == RETLS_OK, "%s close gave %s", e->name, st(s));
@@ -731,6 +737,20 @@ static int wedged(end *e) {
          (e->peer->got_zero || e->peer->state != M_OPEN);
 }
 
+/* e's pending write waits for a TLS 1.2 renegotiation that can never
+ * finish: e has read the peer's close_notify, after which the peer ignores
+ * handshake records.  Seen: the server asks for a renegotiation
+ * (HelloRequest) and shuts down; OpenSSL defers the renegotiation while
+ * the client's write is pending and starts it at the client's next write,
+ * after the close_notify.  That write waits with WANT_READ for good; it was
+ * never acknowledged and none of it was sent (the handshake comes first).
+ * Over TCP the server closing its socket would end it with EOF. */
+static int stuck(end *e) {
+  return e->has_pend && e->got_zero && !e->tls13 &&
+         (e->rekeyed || e->peer->rekeyed) &&
+         retls_conn_want(e->conn) == RETLS_WANT_READ;
+}
+
 /* Nothing can move any more: every live end has read all that reached it
  * and has nothing left to send, or its peer can no longer take it. */
 static int quiet(void) {
@@ -746,7 +766,7 @@ static int quiet(void) {
       continue;
     if (incoming(e) > 0 && e->last_read != RETLS_ZERO_RETURN)
       return 0;
-    if (e->has_pend || (e->shut_started && !e->shut_done) ||
+    if ((e->has_pend && !stuck(e)) || (e->shut_started && !e->shut_done) ||
         retls_conn_want(e->conn) == RETLS_WANT_WRITE)
       return 0;
     if (e->memory && retls_conn_bio_pending(e->conn) > 0)
@@ -951,8 +971,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rx->state != M_OPEN || tx->state == M_CLOSED || wedged(rx))
       continue;
     if (tx->state == M_OPEN) {
-      CHECK(!tx->has_pend, "%s still has a pending write after the drain",
-            tx->name);
+      CHECK(!tx->has_pend || stuck(tx),
+            "%s still has a pending write after the drain", tx->name);
       check_exact(rx, "after the drain");
     } else {
       CHECK(rx->received.len >= tx->acked.len,
