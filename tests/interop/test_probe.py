@@ -208,3 +208,22 @@ def test_timeout_when_the_server_never_answers(probe, mode):
 def test_bad_usage(probe):
     p = probe("no-port-here:x")
     assert p.returncode == 2
+
+
+@pytest.mark.parametrize("args, cipher", [
+    (["--max-version", "TLSv1.2", "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"],
+     "ECDHE-ECDSA-AES128-GCM-SHA256"),
+    (["--min-version", "TLSv1.3", "--ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"],
+     "TLS_CHACHA20_POLY1305_SHA256"),
+])
+def test_versions_and_ciphers_are_honoured(probe, pki, args, cipher):
+    with SServer(pki, version="tls1_3" if "TLSv1.3" in args else "tls1_2",
+                 extra=["-www"]) as srv:
+        p = probe(f"127.0.0.1:{srv.port}", *verified(pki), "--json", *args,
+                  "--send", r"GET / HTTP/1.0\r\n\r\n")
+    assert report(p)["cipher"] == cipher
+
+
+def test_a_bad_cipher_list_is_a_usage_error(probe):
+    p = probe(f"127.0.0.1:{free_port()}", "--json", "--ciphers", "NO-SUCH-CIPHER")
+    failure(p, 2, "usage")
