@@ -71,7 +71,8 @@ def parse_args():
 
 
 O = parse_args()
-sys.path.insert(0, os.path.join(O.build_dir, "bindings", "python"))
+PYMOD = os.path.join(O.build_dir, "bindings", "python")  # retls package
+sys.path.insert(0, PYMOD)
 try:
     import retls
 except ImportError as e:
@@ -120,7 +121,7 @@ class Server:
              "--cert", cert, "--key", key, "--count", str(count),
              "--timeout", "60"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path[:1])))
+            env=dict(os.environ, PYTHONPATH=PYMOD))
         self.lines = []
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
