@@ -161,8 +161,12 @@ local socket = require "socket"
 -- bounded by timeout(1) so it can never outlive the run, and prints its
 -- pid first so stop() ends exactly that process.
 -- Returns { port, pid, stop = function, output = function }.
+local servers = 0
 function H.s_server(dir, cert, key, extra)
-  local out, err = dir .. "/s_server.out", dir .. "/s_server.err"
+  -- fresh file names: an earlier server's ACCEPT line must never be read
+  servers = servers + 1
+  local out = ("%s/s_server-%d-%d.out"):format(dir, servers, os.time())
+  local err = out:gsub("%.out$", ".err")
   local cmd = ("sh -c 'echo $$; exec timeout 60 %s s_server -accept 127.0.0.1:0 " ..
     "-cert %s -key %s -naccept 1 %s </dev/null >%s 2>%s' &"):format(
     OPENSSL, cert, key, extra or "", out, err)
