@@ -17,7 +17,7 @@ case "${1:-}" in
   test)
     scripts/setup.sh
     echo "== build (Lua 5.4, Python) and run C, Python and Lua suites"
-    build build
+    build build -DBUILD_PYTHON=ON -DBUILD_LUA=ON -DRETLS_LUA=5.4 -DRETLS_SANITIZE=OFF
     ctest --test-dir build --output-on-failure -j "$JOBS"
     echo "== Lua suite on LuaJIT"
     build build-luajit -DRETLS_LUA=luajit -DBUILD_PYTHON=OFF
@@ -29,7 +29,7 @@ case "${1:-}" in
     ;;
   demo)
     scripts/setup.sh
-    build build
+    build build -DBUILD_PYTHON=ON -DBUILD_LUA=ON -DRETLS_LUA=5.4 -DRETLS_SANITIZE=OFF
     exec "$PY" examples/demo.py "${@:2}"
     ;;
   *)
