@@ -762,10 +762,11 @@ static int quiet(void) {
       continue;
     if (e->last_read == RETLS_OK)
       return 0; /* stopped at the per-round cap: more to read */
+    /* Reading needs no peer: what reached e must be read first. */
+    if (incoming(e) > 0 && e->last_read != RETLS_ZERO_RETURN && !wedged(e))
+      return 0;
     if (!peer_alive || wedged(e))
       continue;
-    if (incoming(e) > 0 && e->last_read != RETLS_ZERO_RETURN)
-      return 0;
     if ((e->has_pend && !stuck(e)) || (e->shut_started && !e->shut_done) ||
         retls_conn_want(e->conn) == RETLS_WANT_WRITE)
       return 0;
