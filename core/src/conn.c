@@ -33,7 +33,8 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
     retls__set_detail(ctx->detail,
                       "certificate verification needs the server's "
                       "hostname: pass server_hostname, or turn "
-                      "verification off (verify=False) for tests");
+                      "verification off (verify=False / verify = false) "
+                      "for tests");
     return RETLS_BAD_ARG;
   }
   if (ctx->role == RETLS_SERVER && server_name != NULL) {
