@@ -6,6 +6,7 @@ every wait is bounded, and every server started here is stopped here.
 """
 import os
 import random
+import re
 import socket
 import subprocess
 import threading
@@ -145,29 +146,27 @@ def make_pki(d):
 
 # ---- real servers -------------------------------------------------------------
 
-def _listening(port):
-    """True once something LISTENs on 127.0.0.1:port (Linux /proc), checked
-    without connecting: a probe connection would use up s_server's one
-    accept."""
-    want = "0100007F:%04X" % port
-    with open("/proc/net/tcp") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            if fields[1] == want and fields[3] == "0A":
-                return True
-    return False
-
-
 def free_port():
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
 
 
+# s_server's stdout: informational lines, then after this banner exactly the
+# bytes the client sent, then a trailer when the connection ends.  Commands
+# on its stdin make it print SSL_do_handshake's result among the data, and
+# a client KeyUpdate "Read BLOCK"; the payloads are random bytes, so these
+# lines cannot occur in them by chance.
+_BANNER_END = re.compile(rb"Secure Renegotiation IS (NOT )?supported\n")
+_TRAILER = b"DONE\nshutting down SSL\n"
+_NOISE = (b"SSL_do_handshake -> 1\n", b"Read BLOCK\n")
+
+
 class SServer:
-    """`openssl s_server -quiet -naccept 1`: its stdout is exactly the bytes
-    the client sent; it exits after the one connection.  Commands for its
-    stdin ("R" renegotiate, "k" key update...) go through send_command()."""
+    """`openssl s_server -naccept 1` on 127.0.0.1: it exits after one
+    connection, and payload() gives the bytes the client sent.  Commands
+    ("r" renegotiate, "K" KeyUpdate requesting one back...) go to its
+    stdin through send_command()."""
 
     def __init__(self, pki, args=()):
         self.pki, self.args = pki, list(args)
@@ -176,22 +175,23 @@ class SServer:
         for _ in range(5):  # the port can be taken between probe and bind
             self.port = free_port()
             self.proc = subprocess.Popen(
-                ["openssl", "s_server", "-quiet", "-naccept", "1",
+                ["openssl", "s_server", "-naccept", "1",
                  "-accept", f"{HOST}:{self.port}",
                  "-cert", self.pki.server_cert, "-key", self.pki.server_key,
                  *self.args],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE)
+                stderr=subprocess.STDOUT)
             self.out = bytearray()
             self._reader = threading.Thread(target=self._read, daemon=True)
             self._reader.start()
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.proc.poll() is None:
-                if _listening(self.port):
+                if b"ACCEPT\n" in self.out:
                     return self
                 time.sleep(0.02)
             self.stop()
-        raise RuntimeError("openssl s_server did not start listening")
+        raise RuntimeError(f"openssl s_server did not start: "
+                           f"{bytes(self.out[-300:])!r}")
 
     def _read(self):
         while True:
@@ -200,12 +200,33 @@ class SServer:
                 return
             self.out += chunk
 
-    def received(self, n, timeout=30.0):
-        """Wait (bounded) until the server printed n bytes; return them."""
+    def payload(self):
+        out = bytes(self.out)
+        m = _BANNER_END.search(out)
+        if m is None:
+            return b""
+        body = out[m.end():]
+        end = body.find(_TRAILER)
+        if end >= 0:
+            body = body[:end]
+        for noise in _NOISE:
+            body = body.replace(noise, b"")
+        return body
+
+    def wait_payload(self, n, timeout=30.0):
+        """Wait (bounded) until n payload bytes arrived; return them."""
         deadline = time.monotonic() + timeout
-        while len(self.out) < n and time.monotonic() < deadline:
+        while len(self.payload()) < n and time.monotonic() < deadline:
             time.sleep(0.01)
-        return bytes(self.out)
+        return self.payload()[:n]
+
+    def finish(self, timeout=30.0):
+        """Wait for the server to end (after the client closed); return the
+        whole payload."""
+        self.proc.wait(timeout)
+        self._reader.join(timeout)
+        assert _TRAILER in self.out, bytes(self.out[-300:])
+        return self.payload()
 
     def send_command(self, cmd):
         self.proc.stdin.write(cmd)
@@ -220,7 +241,7 @@ class SServer:
                 self.proc.kill()
                 self.proc.wait(5)
         self._reader.join(5)
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        for f in (self.proc.stdin, self.proc.stdout):
             try:
                 f.close()
             except OSError:
