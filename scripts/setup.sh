@@ -41,3 +41,8 @@ fi
 if ! "$PY" -c 'import setuptools' 2>/dev/null; then
   "$PY" -m pip install -q setuptools
 fi
+# `pip install .` (tests/python/test_packaging.py) builds a wheel without
+# build isolation, so setuptools needs the wheel package next to it.
+if ! "$PY" -c 'import wheel' 2>/dev/null; then
+  "$PY" -m pip install -q wheel
+fi
