@@ -271,13 +271,69 @@ PyObject *w_set_exception(int status, PyObject *cls);
  * Memory and pair connections never wait, so they keep the GIL and skip
  * the cost (the M2Crypto %threadallow idea, decided per connection).  A
  * non-blocking socket pays the release too; it costs less than the
- * syscall it surrounds, and the fd's mode can change at any time. */
+ * syscall it surrounds, and the fd's mode can change at any time.
+ *
+ * While the GIL is released another Python thread may reach the same
+ * connection.  retls connections are for one thread at a time, and
+ * close() would free the SSL object under the running call (a crash), so
+ * the connections inside such a call are listed here and every other
+ * call that would touch them is refused with a clear error instead.  The
+ * list is only read and written with the GIL held. */
+%{
+static retls_conn **retls_py_busy;
+static size_t retls_py_nbusy, retls_py_capbusy;
+
+static int retls_py_is_busy(const retls_conn *conn) {
+  size_t i;
+  for (i = 0; i < retls_py_nbusy; i++)
+    if (retls_py_busy[i] == conn)
+      return 1;
+  return 0;
+}
+
+/* 0: listed, the GIL may be released.  -1: the exception is set. */
+static int retls_py_enter(retls_conn *conn) {
+  if (retls_py_is_busy(conn)) {
+    retls_py_raise(RETLS_BAD_ARG,
+                   "another thread is inside a blocking call on this "
+                   "connection; a connection is used by one thread at a "
+                   "time (to wake a blocked thread, shut its socket down "
+                   "with sock.shutdown(socket.SHUT_RDWR))");
+    return -1;
+  }
+  if (retls_py_nbusy == retls_py_capbusy) {
+    size_t cap = retls_py_capbusy ? 2 * retls_py_capbusy : 16;
+    retls_conn **p = PyMem_Realloc(retls_py_busy, cap * sizeof(*p));
+    if (p == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    retls_py_busy = p;
+    retls_py_capbusy = cap;
+  }
+  retls_py_busy[retls_py_nbusy++] = conn;
+  return 0;
+}
+
+static void retls_py_leave(const retls_conn *conn) {
+  size_t i;
+  for (i = 0; i < retls_py_nbusy; i++)
+    if (retls_py_busy[i] == conn) {
+      retls_py_busy[i] = retls_py_busy[--retls_py_nbusy];
+      return;
+    }
+}
+%}
+
 %define RETLS_PY_MAY_BLOCK(method)
 %exception retls_conn::method {
   if (retls_conn_fileno(arg1) >= 0) {
+    if (retls_py_enter(arg1) != 0)
+      SWIG_fail;
     Py_BEGIN_ALLOW_THREADS
     $action
     Py_END_ALLOW_THREADS
+    retls_py_leave(arg1);
   } else {
     $action
   }
@@ -288,6 +344,25 @@ RETLS_PY_MAY_BLOCK(w_write)
 RETLS_PY_MAY_BLOCK(w_flush)
 RETLS_PY_MAY_BLOCK(w_read)
 RETLS_PY_MAY_BLOCK(w_shutdown)
+
+/* Calls that change the TLS state without blocking: refused while another
+ * thread is inside a blocking call on the same connection. */
+%define RETLS_PY_NOT_WHILE_BUSY(method)
+%exception retls_conn::method {
+  if (retls_py_nbusy != 0 && retls_py_is_busy(arg1)) {
+    retls_py_raise(RETLS_BAD_ARG,
+                   "another thread is inside a blocking call on this "
+                   "connection; wake it first (sock.shutdown("
+                   "socket.SHUT_RDWR)), then call this");
+    SWIG_fail;
+  }
+  $action
+}
+%enddef
+RETLS_PY_NOT_WHILE_BUSY(w_close)
+RETLS_PY_NOT_WHILE_BUSY(w_renegotiate)
+RETLS_PY_NOT_WHILE_BUSY(w_key_update)
+RETLS_PY_NOT_WHILE_BUSY(w_peer_certificate)
 
 /* DNS and connect(2) always block. */
 %exception w_connect {

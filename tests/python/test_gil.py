@@ -15,11 +15,23 @@ import textwrap
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 PRELUDE = """
-import socket, select, sys, threading
+import socket, select, sys, threading, time
 sys.path.insert(0, %r)
 import retls
 from helpers import SocketPair
 p = SocketPair()
+
+def wait_until_blocked(conn):
+    # Calls that touch a connection another thread is blocked in are
+    # refused; a harmless one tells when the other thread got there.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            conn.peer_certificate
+        except retls.ArgumentError:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the other thread never blocked")
 """ % HERE
 
 
@@ -56,11 +68,10 @@ def test_blocking_write_releases_the_gil():
 
 def test_blocking_read_releases_the_gil():
     out = run_child("""
-        import time
         result = []
         t = threading.Thread(target=lambda: result.append(p.client.read(100)))
         t.start()
-        time.sleep(0.2)                  # let it block in read()
+        wait_until_blocked(p.client)     # it is inside read() now
         progress = 0
         while progress < 2_000_000:
             progress += 1
@@ -74,7 +85,6 @@ def test_blocking_read_releases_the_gil():
 
 def test_blocking_handshake_releases_the_gil():
     out = run_child("""
-        import time
         a, b = socket.socketpair()
         client = retls.Connection(retls.Context(verify=False), a)
         server = retls.Connection(retls.Context("server"), b)
@@ -97,3 +107,34 @@ def test_blocking_handshake_releases_the_gil():
     """)
     assert out[:2] == ["2000000", "True"]
     assert out[2] in ("EOFError", "Error")
+
+
+def test_other_threads_cannot_pull_the_connection_away():
+    # While one thread is blocked in read() with the GIL released, close()
+    # from another thread would free the TLS state under it (a crash):
+    # retls refuses, and so it does concurrent I/O and state changes.  The
+    # child process keeps a crash from taking the test runner down.
+    out = run_child("""
+        result = []
+        def reader():
+            try:
+                result.append(p.client.read(100))
+            except retls.Error as e:
+                result.append(type(e).__name__)
+        t = threading.Thread(target=reader)
+        t.start()
+        wait_until_blocked(p.client)
+        refused = []
+        for op in (p.client.close, lambda: p.client.write(b"x"),
+                   p.client.read, p.client.key_update,
+                   lambda: p.client.peer_certificate):
+            try:
+                op()
+            except retls.ArgumentError as e:
+                refused.append("another thread" in str(e))
+        p.a.shutdown(socket.SHUT_RDWR)   # the way to wake it
+        t.join(30)
+        p.client.close()                 # now it may close
+        print(len(refused), all(refused), result[0], p.client.fileno())
+    """)
+    assert out == ["5", "True", "EOFError", "-1"]
