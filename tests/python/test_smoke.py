@@ -3,7 +3,6 @@ import re
 
 import retls
 
-from helpers import drain
 
 
 def test_pair_moves_bytes():
@@ -86,30 +85,3 @@ def test_exception_hierarchy():
                 retls.Closed, retls.WritePending, retls.TimeoutError,
                 retls.ArgumentError):
         assert issubclass(cls, retls.Error)
-
-
-def test_stats_count_exactly():
-    client, server = retls.pair(capacity=4096)
-    client.write(b"a" * 100)
-    try:
-        client.write(b"b" * 10000)
-    except retls.WantWrite:
-        pass
-    try:
-        client.write(b"c")
-    except retls.RetryMismatch:
-        pass
-    got = bytearray(drain(server))
-    while client.pending_write:
-        try:
-            client.flush()
-        except retls.WantWrite:
-            pass
-        got += drain(server)
-    assert got == b"a" * 100 + b"b" * 10000
-    st = client.stats
-    assert st["mismatches"] == 1
-    assert st["want_write"] >= 1 and st["want_read"] == 0
-    assert st["retries"] == st["want_write"]   # one retry per stop
-    assert st["writes"] == 2 and st["bytes_written"] == 10100
-    assert server.stats["bytes_read"] == 10100
