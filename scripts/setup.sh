@@ -10,6 +10,7 @@ PACKAGES=(
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev
   luajit libluajit-5.1-dev lua-busted lua-socket luarocks
   gnutls-bin clang libclang-rt-14-dev valgrind
+  python3-dev
 )
 
 missing=()
