@@ -42,6 +42,9 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
                       "server_hostname is for client connections only");
     return RETLS_BAD_ARG;
   }
+  if (ctx->role == RETLS_CLIENT && ctx->verify &&
+      !__atomic_load_n(&ctx->system_store_loaded, __ATOMIC_ACQUIRE))
+    retls__ctx_load_system_store(ctx);
   conn = calloc(1, sizeof(*conn));
   if (conn == NULL)
     return RETLS_NOMEM;
@@ -170,6 +173,7 @@ int retls_conn_shutdown(retls_conn *conn) {
                             conn->pend_len);
   if (conn->shutdown_sent)
     return RETLS_OK;
+  conn->shutdown_called = 1;
   IO_BEGIN();
   ret = SSL_shutdown(conn->ssl);
   if (ret >= 0) {
@@ -254,11 +258,11 @@ int retls_conn_renegotiate(retls_conn *conn) {
   /* After close_notify either way the peer ignores handshake records, so
    * OpenSSL would accept the request and the next write would wait for an
    * answer that never comes. */
-  if (SSL_get_shutdown(conn->ssl) != 0)
+  if (conn->shutdown_called || SSL_get_shutdown(conn->ssl) != 0)
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "renegotiate after close_notify was %s: the "
                             "peer would never answer",
-                            (SSL_get_shutdown(conn->ssl) & SSL_SENT_SHUTDOWN)
+                            conn->shutdown_called
                                 ? "sent (shutdown() was called)"
                                 : "received from the peer");
   ERR_clear_error();

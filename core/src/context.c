@@ -60,6 +60,7 @@ int retls_ctx_new(retls_ctx **out, retls_role role) {
   }
   ctx->role = role;
   ctx->refs = 1;
+  pthread_mutex_init(&ctx->lock, NULL);
   SSL_CTX_set_app_data(ctx->ssl_ctx, ctx);
 
   /* Secure defaults: TLS 1.2+, no compression, secure renegotiation only
@@ -72,7 +73,6 @@ int retls_ctx_new(retls_ctx **out, retls_role role) {
   if (role == RETLS_CLIENT) {
     ctx->verify = 1;
     SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER, NULL);
-    SSL_CTX_set_default_verify_paths(ctx->ssl_ctx);
   } else {
     SSL_CTX_set_options(ctx->ssl_ctx, SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
     SSL_CTX_set_alpn_select_cb(ctx->ssl_ctx, alpn_select_cb, ctx);
@@ -86,12 +86,24 @@ void retls__ctx_ref(retls_ctx *ctx) {
   __atomic_add_fetch(&ctx->refs, 1, __ATOMIC_RELAXED);
 }
 
+void retls__ctx_load_system_store(retls_ctx *ctx) {
+  /* Connections may be created from several threads on one context. */
+  pthread_mutex_lock(&ctx->lock);
+  if (!ctx->system_store_loaded) {
+    SSL_CTX_set_default_verify_paths(ctx->ssl_ctx);
+    ERR_clear_error(); /* a missing system bundle is not fatal here */
+    __atomic_store_n(&ctx->system_store_loaded, 1, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&ctx->lock);
+}
+
 void retls_ctx_free(retls_ctx *ctx) {
   if (ctx == NULL)
     return;
   if (__atomic_sub_fetch(&ctx->refs, 1, __ATOMIC_ACQ_REL) != 0)
     return;
   SSL_CTX_free(ctx->ssl_ctx);
+  pthread_mutex_destroy(&ctx->lock);
   if (ctx->keylog != NULL)
     fclose(ctx->keylog);
   free(ctx->alpn);

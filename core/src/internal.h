@@ -5,6 +5,7 @@
 #ifndef RETLS_INTERNAL_H
 #define RETLS_INTERNAL_H
 
+#include <pthread.h>
 #include <stdio.h>
 #include <openssl/ssl.h>
 
@@ -17,6 +18,11 @@ struct retls_ctx {
   retls_role role;
   int refs;             /* atomic: caller's reference + one per connection */
   int verify;
+  /* The system trust store is parsed on the first verifying connection,
+   * not in retls_ctx_new: parsing it costs ~80 ms, and many contexts
+   * (servers, test clients with verify off) never need it. */
+  int system_store_loaded;
+  pthread_mutex_t lock;
   unsigned char *alpn;  /* wire format: length-prefixed protocols */
   size_t alpn_len;
   FILE *keylog;
@@ -54,6 +60,8 @@ struct retls_conn {
 
   int want;             /* RETLS_WANT_* of the last op, or RETLS_OK */
   int shutdown_sent;    /* our close_notify is fully written */
+  int shutdown_called;  /* SSL_shutdown ran: nothing may be written after
+                           it (OpenSSL forgets, see write.c) */
   retls_stats stats;
   char *alpn;           /* NUL-terminated copy of the negotiated ALPN */
   unsigned char *peer_der;
@@ -79,6 +87,7 @@ int retls__conn_soft_fail(retls_conn *conn, int status, const char *what);
 
 /* context.c */
 void retls__ctx_ref(retls_ctx *ctx);
+void retls__ctx_load_system_store(retls_ctx *ctx);
 
 /* conn.c */
 int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,

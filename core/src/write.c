@@ -126,6 +126,17 @@ int retls_conn_write(size_t *out, retls_conn *conn, const void *buf,
         conn->want == RETLS_WANT_READ ? "readable" : "writable");
   }
 
+  /* Nothing may follow our close_notify: the peer stops reading there.
+   * OpenSSL refuses such writes itself ("protocol is shutdown") until a
+   * renegotiation scheduled before shutdown() starts afterwards: its
+   * handshake clears OpenSSL's shutdown flags, and SSL_write would then
+   * accept bytes the peer can never read.  So the check is ours. */
+  if (conn->shutdown_called)
+    return retls__conn_fail(conn, RETLS_SSL,
+                            "write after shutdown(): close_notify was sent, "
+                            "and the peer stops reading there; nothing was "
+                            "written");
+
   status = ssl_write_once(out, conn, buf, len);
   if (is_retryable(status)) {
     /* Take the copy now, while the caller's bytes are still the ones
