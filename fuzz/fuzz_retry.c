@@ -302,10 +302,6 @@ static int fatal_ok(end *e, const char *op, int s) {
   /* The peer failed: it may have sent a fatal alert. */
   if (e->peer->state == M_FAILED && s == RETLS_SSL)
     return 1;
-  /* SSL_write after our own close_notify: "protocol is shutdown". */
-  if (e->shut_started && s == RETLS_SSL &&
-      (strcmp(op, "write") == 0 || strcmp(op, "flush") == 0))
-    return 1;
   /* OpenSSL 3.0 limitation, reproduced without retls (see README.md): an
    * end whose application record is half sent (its write is pending)
    * cannot write handshake messages, and SSL_read sometimes must: a TLS 1.2
@@ -435,6 +431,17 @@ static void do_write(end *e, const unsigned char *buf, size_t len,
     e->want.retries++;
     write_outcome(e, "write (retry)", s, out);
     log_op("\n");
+    return;
+  }
+  if (e->shut_started) {
+    /* Nothing may follow our close_notify; retls refuses before OpenSSL
+     * (which can forget its shutdown, see write.c) and stays usable for
+     * reading what the peer still sends. */
+    CHECK(s == RETLS_SSL &&
+              strstr(retls_conn_last_error(e->conn), "shutdown") != NULL,
+          "%s write after shutdown gave %s (%s)", e->name, st(s),
+          retls_conn_last_error(e->conn));
+    log_op(" -> SSL (after shutdown)\n");
     return;
   }
   bytes_set(&e->tail, buf, len);

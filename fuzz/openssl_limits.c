@@ -7,7 +7,8 @@
  *
  * Each scenario prints what OpenSSL returned and OpenSSL's error queue.
  * 1-4 are limitations fuzz_retry's model allows (fatal_ok()); 5 is why
- * retls_conn_renegotiate() refuses after close_notify.
+ * retls_conn_renegotiate() refuses after close_notify; 6 is why
+ * retls_conn_write() refuses after shutdown() by itself.
  * Not a test: it documents OpenSSL (3.0.19 on Debian 12 at the time of
  * writing), whose behaviour may change; fuzz_retry's fatal_ok() names the
  * same cases.
@@ -176,6 +177,23 @@ int main(void) {
   SHOW(s, "server SSL_read (ignores the ClientHello)",
        SSL_read_ex(s, buf, sizeof(buf), &n));
   SHOW(c, "client SSL_write 3 bytes (the retry)", SSL_write_ex(c, "abc", 3, &n));
+  SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
+  SSL_free(c);
+  SSL_free(s);
+
+  puts("\n6. TLS 1.2: a renegotiation scheduled before SSL_shutdown starts "
+       "after it, clears the shutdown flags, and SSL_write then accepts "
+       "bytes behind the close_notify (retls refuses them)");
+  make_pair(&c, &s, TLS1_2_VERSION, 65536);
+  SHOW(s, "server SSL_renegotiate", SSL_renegotiate(s));
+  printf("  %-44s -> %2d (close_notify sent)\n", "server SSL_shutdown",
+         SSL_shutdown(s));
+  printf("  %-44s -> %d\n", "server SSL_get_shutdown", SSL_get_shutdown(s));
+  SHOW(s, "server SSL_read (starts the renegotiation)",
+       SSL_read_ex(s, buf, sizeof(buf), &n));
+  printf("  %-44s -> %d\n", "server SSL_get_shutdown", SSL_get_shutdown(s));
+  SHOW(s, "server SSL_write 5 bytes", SSL_write_ex(s, "later", 5, &n));
+  SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
   SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
   SSL_free(c);
   SSL_free(s);
