@@ -732,16 +732,23 @@ static void pump_round(void) {
 }
 
 /* e must write before it can read on (a handshake message: a ClientHello
- * of a renegotiation, say), but its peer no longer consumes its input:
- * the peer failed, or read e's close_notify (OpenSSL stops reading input
- * there; seen: a renegotiation scheduled before shutdown() starts at e's
- * next read, after the close_notify).  Once the pair buffer is full e's
- * reads stop with WANT_WRITE for good, and what the peer sent before can
- * no longer reach e.  Over TCP the kernel would keep draining; in a pair
- * nothing does.  (Memory mode moves bytes to a failed peer too.) */
+ * or HelloRequest of a renegotiation, say; OpenSSL's SSL_read finishes a
+ * pending handshake write first), and its writes cannot drain: its peer
+ * failed, or read e's close_notify (OpenSSL stops reading input there), or
+ * (pair mode) is in the same position with both buffers full.  e's reads
+ * then stop with WANT_WRITE for good and what the peer sent before cannot
+ * reach e.  Seen with pair buffers smaller than a handshake flight, and
+ * with renegotiations that start after shutdown().  Over TCP the kernel
+ * keeps draining and its buffers hold a flight; the memory transport
+ * moves bytes to a failed or closing peer too. */
 static int wedged(end *e) {
-  return e->last_read == RETLS_WANT_WRITE &&
-         (e->peer->got_zero || e->peer->state != M_OPEN);
+  end *p = e->peer;
+  if (e->last_read != RETLS_WANT_WRITE)
+    return 0;
+  if (p->got_zero || p->state != M_OPEN)
+    return 1;
+  return !e->memory && p->last_read == RETLS_WANT_WRITE && incoming(e) > 0 &&
+         incoming(p) > 0;
 }
 
 /* e's pending write waits for a TLS 1.2 renegotiation that can never
