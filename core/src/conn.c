@@ -173,6 +173,15 @@ int retls_conn_shutdown(retls_conn *conn) {
                             conn->pend_len);
   if (conn->shutdown_sent)
     return RETLS_OK;
+  /* A TLS 1.2 renegotiation still to run (asked for by either end) would
+   * start after our close_notify: its handshake clears OpenSSL's shutdown
+   * state and sends records the peer no longer reads, so both ends can
+   * wedge with writes that never drain. */
+  if (SSL_renegotiate_pending(conn->ssl))
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "shutdown: a renegotiation is pending; finish "
+                            "it first (handshake(), or keep reading and "
+                            "writing until it completes)");
   conn->shutdown_called = 1;
   IO_BEGIN();
   ret = SSL_shutdown(conn->ssl);
