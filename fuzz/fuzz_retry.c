@@ -577,6 +577,10 @@ static void do_rekey(end *e, int key_update, int request) {
 }
 
 static void do_shutdown(end *e) {
+  /* White box: OpenSSL knows whether a renegotiation is still to run
+   * (requested by either end); shutdown() must refuse then. */
+  int reneg_pending = e->state == M_OPEN && !e->shut_done &&
+                      SSL_renegotiate_pending(e->conn->ssl);
   int s = retls_conn_shutdown(e->conn);
   int in_init;
   log_op("%s shutdown -> %s\n", e->name, st(s) + 6);
@@ -590,6 +594,12 @@ static void do_shutdown(end *e) {
   }
   if (e->shut_done) {
     CHECK(s == RETLS_OK, "%s second shutdown gave %s", e->name, st(s));
+    return;
+  }
+  if (reneg_pending) {
+    /* It would start after the close_notify and wedge the pair. */
+    CHECK(s == RETLS_BAD_ARG,
+          "%s shutdown with a renegotiation pending gave %s", e->name, st(s));
     return;
   }
   in_init = !SSL_is_init_finished(e->conn->ssl);
