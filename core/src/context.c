@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -150,6 +151,23 @@ int retls_ctx_load_verify(retls_ctx *ctx, const char *cafile,
     char what[RETLS__DETAIL_MAX];
     snprintf(what, sizeof(what), "cannot load CA file '%s'", cafile);
     return retls__ctx_fail(ctx, RETLS_BAD_ARG, what);
+  }
+  if (capath != NULL && *capath) {
+    /* OpenSSL only looks into the directory when it verifies a chain, so
+     * a mistyped path would surface as "unable to get local issuer
+     * certificate" much later. */
+    struct stat st;
+    const char *why = NULL;
+    if (stat(capath, &st) != 0)
+      why = strerror(errno);
+    else if (!S_ISDIR(st.st_mode))
+      why = "not a directory";
+    if (why != NULL) {
+      char what[RETLS__DETAIL_MAX];
+      snprintf(what, sizeof(what), "cannot use CA directory '%s': %s", capath,
+               why);
+      return retls__ctx_fail(ctx, RETLS_BAD_ARG, what);
+    }
   }
   if (capath != NULL && *capath &&
       !SSL_CTX_load_verify_dir(ctx->ssl_ctx, capath)) {

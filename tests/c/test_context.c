@@ -107,6 +107,11 @@ static void test_ctx_bad_arguments(void) {
                 "CA file or a CA directory");
   CHECK_CTX_BAD(cc, retls_ctx_load_verify(cc, "/nonexistent.pem", NULL),
                 "cannot load CA file '/nonexistent.pem'");
+  /* A CA directory is checked at once, not at the first verification. */
+  CHECK_CTX_BAD(cc, retls_ctx_load_verify(cc, NULL, "/nonexistent-dir"),
+                "cannot use CA directory '/nonexistent-dir': No such file");
+  CHECK_CTX_BAD(cc, retls_ctx_load_verify(cc, NULL, __FILE__),
+                "not a directory");
   CHECK_CTX_BAD(sc, retls_ctx_use_certificate(sc, NULL, NULL),
                 "certificate file is required");
   CHECK_CTX_BAD(sc, retls_ctx_use_certificate(sc, "/nonexistent.pem", NULL),
