@@ -114,6 +114,7 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
   int err = SSL_get_error(conn->ssl, ret);
   int saved_errno = errno;
   int status;
+  const char *hint = NULL;
 
   conn->detail[0] = '\0';
   switch (err) {
@@ -183,6 +184,13 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
     } else {
       status = RETLS_SSL;
       snprintf(conn->detail, sizeof(conn->detail), "%s", op);
+      /* OpenSSL's words for "these bytes are not a TLS record" do not
+       * say what usually happened. */
+      if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
+          (ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER ||
+           ERR_GET_REASON(e) == SSL_R_PACKET_LENGTH_TOO_LONG))
+        hint = " (the peer sent bytes that are not TLS: is it a plain-text "
+               "service, or the wrong port?)";
     }
     break;
   }
@@ -196,6 +204,10 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
     break;
   }
   append_err_queue(conn->detail, sizeof(conn->detail));
+  if (hint != NULL) {
+    size_t used = strlen(conn->detail);
+    snprintf(conn->detail + used, sizeof(conn->detail) - used, "%s", hint);
+  }
   conn->want = RETLS_OK;
   conn->state = RETLS__FAILED;
   return status;
