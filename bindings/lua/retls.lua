@@ -95,7 +95,7 @@ local CONTEXT_OPTIONS = {
   certfile = "string", keyfile = "string", min_version = "string",
   max_version = "string", ciphers = "string", ciphersuites = "string",
   alpn = "table", keylog = "string", partial_write = "boolean",
-  auto_retry = "boolean",
+  auto_retry = "boolean", renegotiation = "boolean",
 }
 
 --- retls.context{ role = "client", verify = true, cafile = ..., ... }
@@ -130,6 +130,12 @@ function M.context(opts)
   if opts.ciphers then c:set_ciphers(opts.ciphers) end
   if opts.ciphersuites then c:set_ciphersuites(opts.ciphersuites) end
   if opts.alpn then
+    local n = 0
+    for _ in pairs(opts.alpn) do n = n + 1 end
+    if n ~= #opts.alpn then
+      argerror("context", 1, "option 'alpn': a list of protocol names " ..
+        "expected, e.g. { \"h2\", \"http/1.1\" }")
+    end
     for i, p in ipairs(opts.alpn) do
       if type(p) ~= "string" or p == "" or #p > 255 or p:find(",", 1, true)
           or p:find("\0", 1, true) then
@@ -143,6 +149,9 @@ function M.context(opts)
   if opts.keylog then c:set_keylog(opts.keylog) end
   if opts.partial_write ~= nil then c:set_partial_write(opts.partial_write and 1 or 0) end
   if opts.auto_retry ~= nil then c:set_auto_retry(opts.auto_retry and 1 or 0) end
+  if opts.renegotiation ~= nil then
+    c:set_renegotiation(opts.renegotiation and 1 or 0)
+  end
   return setmetatable({ _c = c, role = role }, Context)
 end
 
@@ -215,9 +224,21 @@ function Conn:want()
   return WANTS[C(self, "want"):want()]
 end
 
+-- The most read() asks of the core in one call: the core allocates the
+-- whole size up front, and SSL_read returns one record (at most 16 KiB)
+-- per call anyway.
+local READ_MAX = 65536
+local INT_MAX = 0x7fffffff
+
 --- conn:read([n]) -> string of 1..n bytes (n defaults to 16384)
 function Conn:read(n)
-  return C(self, "read"):read(n == nil and 16384 or n)
+  local c = C(self, "read")
+  if n == nil then
+    n = 16384
+  elseif type(n) == "number" and n > READ_MAX and n <= INT_MAX then
+    n = READ_MAX -- sizes out of range still get the core's error
+  end
+  return c:read(n)
 end
 
 --- conn:sendall(s) -> #s.  Loops over partial writes.  If it raises
@@ -313,10 +334,12 @@ end
 -- defaults to everything waiting.
 function Conn:bio_read(n)
   local c = C(self, "bio_read")
-  if n == nil then
-    -- everything waiting; 1 when nothing is, so a connection that is not
-    -- in memory mode still gets the core's error naming the problem
-    n = math.max(c:bio_pending(), 1)
+  local pending = c:bio_pending()
+  if n == nil or (type(n) == "number" and n > pending and n <= INT_MAX) then
+    -- everything waiting, never more; 1 when nothing is, so a connection
+    -- that is not in memory mode still gets the core's error naming the
+    -- problem
+    n = math.max(pending, 1)
   end
   return c:bio_read(n)
 end
@@ -395,10 +418,14 @@ function M.connect(host, port, ctx, opts)
       argerror("connect", 4, ("option 'timeout': seconds > 0 expected, got %s")
         :format(tostring(opts.timeout)))
     end
-    timeout_ms = math.max(1, math.floor(opts.timeout * 1000 + 0.5))
+    timeout_ms = math.min(math.max(1, math.floor(opts.timeout * 1000 + 0.5)), INT_MAX)
   end
   if port ~= math.floor(port) then
     argerror("connect", 2, "port must be a whole number, got " .. tostring(port))
+  end
+  -- checked here: C would get an int, and a number beyond that is not one
+  if port < 1 or port > 65535 then
+    argerror("connect", 2, "port in 1..65535 expected, got " .. tostring(port))
   end
   ctx = ctx or M.context()
   local c = core.connect(ctx._c, host, port, timeout_ms, opts.server_hostname)
@@ -429,8 +456,11 @@ function M.wrap(ctx, sock, opts)
         :format(type(sock)))
     end
     fd = sock:getfd()
+    if type(fd) ~= "number" then
+      argerror("wrap", 2, ("getfd() returned a %s, not a number"):format(type(fd)))
+    end
   end
-  if type(fd) ~= "number" or fd < 0 or fd ~= math.floor(fd) then
+  if type(fd) ~= "number" or fd < 0 or fd > INT_MAX or fd ~= math.floor(fd) then
     argerror("wrap", 2, ("an open socket expected, got fd %s (closed socket?)")
       :format(tostring(fd)))
   end

@@ -203,7 +203,12 @@ def _alpn_list(alpn):
     if isinstance(alpn, (str, bytes)):
         raise TypeError("alpn must be a sequence of protocol names, e.g. "
                         "['h2', 'http/1.1'], not a single string")
-    names = list(alpn)
+    try:
+        names = list(alpn)
+    except TypeError:
+        raise TypeError(f"alpn must be a sequence of protocol names, e.g. "
+                        f"['h2', 'http/1.1'], not {type(alpn).__name__!r}"
+                        ) from None
     for name in names:
         if not isinstance(name, str):
             raise TypeError(f"alpn protocol names must be str, not "
@@ -226,6 +231,11 @@ def _ctx_arg(ctx, name):
 # ---- connections ------------------------------------------------------------
 
 _WANT_NAMES = {_core.WANT_READ: "read", _core.WANT_WRITE: "write"}
+
+# The most read() asks of the core in one call.  The core allocates the
+# whole size up front, and SSL_read returns one record (at most 16 KiB) per
+# call anyway, so read(2**40) must not mean a terabyte-sized allocation.
+_READ_MAX = 1 << 16
 
 
 class Connection:
@@ -320,6 +330,8 @@ class Connection:
     def read(self, n=16384):
         """Read up to n decrypted bytes (at least 1).  ZeroReturn when the
         peer closed cleanly."""
+        if type(n) is int and n > _READ_MAX:
+            n = _READ_MAX
         return self._c.read(n)
 
     @property
@@ -369,8 +381,15 @@ class Connection:
     def bio_read(self, n=-1):
         """Memory mode: take up to n bytes of ciphertext for the peer (all
         that is waiting when n < 0); b"" when nothing is waiting."""
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be an int, not {type(n).__name__!r}")
+        pending = self._c.bio_pending()
         if n < 0:
-            n = self._c.bio_pending()
+            n = pending
+        elif n > pending:
+            # Never allocate more than is waiting; 1 keeps the core's
+            # error for a connection that is not in memory mode.
+            n = max(pending, 1)
         return self._c.bio_read(n) if n else b""
 
     @property
@@ -433,7 +452,13 @@ def _capacity(capacity):
                         f"{type(capacity).__name__!r}")
     if capacity < 1:
         raise ValueError(f"capacity must be >= 1 byte, not {capacity}")
+    if capacity > _MAX_SIZE:
+        raise OverflowError(f"capacity must be at most {_MAX_SIZE} bytes, "
+                            f"not {capacity}")
     return capacity
+
+
+_MAX_SIZE = 2**63 - 1   # size_t is wider; Python sizes stop here
 
 
 def _fileno_of(sock):
@@ -455,6 +480,8 @@ def _fileno_of(sock):
         sock = fileno()
     if sock < 0:
         raise ValueError(f"sock is closed (fd {sock})")
+    if sock > 2**31 - 1:
+        raise ValueError(f"fd {sock} is out of range for a file descriptor")
     return sock
 
 
@@ -466,12 +493,19 @@ def connect(host, port, ctx=None, *, server_hostname=None, timeout=None):
     if ctx is None:
         ctx = Context("client")
     cctx = _ctx_arg(ctx, "ctx")
+    if not isinstance(host, str):
+        raise TypeError(f"host must be a str, not {type(host).__name__!r}")
     _text(host, "host")
     _text(server_hostname, "server_hostname")
     if isinstance(port, bool) or not isinstance(port, int):
         raise TypeError(f"port must be an int, not {type(port).__name__!r}")
+    if not 1 <= port <= 65535:
+        raise ArgumentError(f"connect: need a port in 1..65535, not {port}")
     if timeout is None:
         timeout_ms = 0
+    elif isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"timeout must be a number of seconds or None, not "
+                        f"{type(timeout).__name__!r}")
     elif timeout > 0:
         timeout_ms = min(max(1, _math.ceil(timeout * 1000)), 2**31 - 1)
     else:
