@@ -237,151 +237,370 @@ describe("a peer that closed", function()
   end)
 end)
 
+-- Each row of docs/bad-input.md is one `it` below, named "<call> <case>"
+-- as the table names it; the Python twins are in test_bad_input.py.
+
 describe("retls.context{} with bad options", function()
-  -- test_context_bad_arguments / test_ctx_bad_arguments
+  -- test_context_bad_arguments
   local cases = {
-    { { role = "peer" }, "option 'role': \"client\" or \"server\" expected" },
-    { { min_version = "TLSv9" }, "unknown TLS version" },
-    { { max_version = 1.3 }, "option 'max_version': string expected, got number" },
-    { { ciphers = "NOPE" }, "no usable cipher" },
-    { { ciphersuites = "NOPE" }, "TLS 1.3 ciphersuites" },
-    { { alpn = "h2" }, "option 'alpn': table expected, got string" },
-    { { alpn = { "" } }, "option 'alpn': entry 1 must be a protocol name" },
-    { { alpn = { "a,b" } }, "without ','" },
-    { { alpn = { "h2", 2 } }, "entry 2 must be a protocol name" },
-    { { cafile = "/nonexistent/ca.pem" }, "cannot load CA file" },
-    { { cafile = 3 }, "option 'cafile': string expected, got number" },
-    { { certfile = "/nonexistent/c.pem" }, "cannot load certificate" },
-    { { keyfile = "/x.key" }, "option 'keyfile' needs 'certfile'" },
-    { { keylog = "/nonexistent/dir/k.log" }, "cannot open keylog file" },
-    { { ciphers = "A\0B" }, "option 'ciphers' contains a NUL byte" },
-    { { verify = "yes" }, "option 'verify': boolean expected, got string" },
-    { { colour = "blue" }, "unknown option 'colour'" },
+    { "role", { role = "peer" }, "option 'role': \"client\" or \"server\" expected" },
+    { "role-number", { role = 1 }, "option 'role': string expected, got number" },
+    { "unknown-option", { colour = "blue" }, "unknown option 'colour'" },
+    { "positional-entry", { "client" }, "unknown option '1'" },
+    { "min_version", { min_version = "TLSv9" }, "unknown TLS version 'TLSv9'; use TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3" },
+    { "max_version-type", { max_version = 1.3 }, "option 'max_version': string expected, got number" },
+    { "min-above-max", { min_version = "TLSv1.3", max_version = "TLSv1.2" }, "above maximum version" },
+    { "ciphers", { ciphers = "NOPE" }, "no usable cipher in 'NOPE'" },
+    { "ciphersuites", { ciphersuites = "NOPE" }, "bad TLS 1.3 ciphersuites 'NOPE'" },
+    { "NUL", { ciphers = "A\0B" }, "option 'ciphers' contains a NUL byte" },
+    { "alpn-str", { alpn = "h2" }, "option 'alpn': table expected, got string" },
+    { "alpn-not-a-list", { alpn = { x = "h2" } }, "option 'alpn': a list of protocol names expected" },
+    { "alpn-empty-name", { alpn = { "" } }, "option 'alpn': entry 1 must be a protocol name" },
+    { "alpn-comma", { alpn = { "a,b" } }, "without ','" },
+    { "alpn-256-bytes", { alpn = { ("x"):rep(256) } }, "entry 1 must be a protocol name of 1..255 bytes" },
+    { "alpn-number", { alpn = { "h2", 2 } }, "entry 2 must be a protocol name of 1..255 bytes without ',' (got number)" },
+    { "cafile", { cafile = "/nonexistent/ca.pem" }, "cannot load CA file '/nonexistent/ca.pem'" },
+    { "cafile-type", { cafile = 3 }, "option 'cafile': string expected, got number" },
+    { "capath", { capath = "/nonexistent" }, "cannot use CA directory '/nonexistent': No such file" },
+    { "capath-file", { capath = "/etc/hostname" }, "not a directory" },
+    { "certfile", { certfile = "/nonexistent/c.pem" }, "cannot load certificate '/nonexistent/c.pem'" },
+    { "keyfile-alone", { keyfile = "/x.key" }, "option 'keyfile' needs 'certfile'" },
+    { "keylog", { keylog = "/nonexistent/dir/k.log" }, "cannot open keylog file '/nonexistent/dir/k.log'" },
+    { "keylog-type", { keylog = 5 }, "option 'keylog': string expected, got number" },
+    { "verify-type", { verify = "yes" }, "option 'verify': boolean expected, got string" },
+    { "renegotiation-type", { renegotiation = "no" }, "option 'renegotiation': boolean expected, got string" },
   }
   for _, case in ipairs(cases) do
-    local opts, needle = case[1], case[2]
-    it("names the problem: " .. needle, function()
-      local err = H.raised(retls.context, opts)
-      assert(err and err.kind, "no error for " .. needle)
-      assert.is_true(err.kind == "arg" or err.kind == "ssl", tostring(err))
-      assert(err.message:find(needle, 1, true), err.message)
+    it(case[1] .. ": " .. case[3], function()
+      raises("arg", case[3], retls.context, case[2])
     end)
   end
 
-  it("rejects a non-table", function()
+  it("not-a-table: raises an arg error", function()
     raises("arg", "bad argument #1 to 'context' (table expected, got string)", retls.context, "client")
   end)
 
   -- test_key_not_matching_certificate
-  it("refuses a key that does not match the certificate", function()
-    local err = H.raised(retls.context, { role = "server", certfile = pki.server_cert,
-      keyfile = pki.client_key })
-    assert.is_not_nil(err)
-    assert.matches("key", err.message)
+  it("key-mismatch: refuses a key that does not match the certificate", function()
+    raises("arg", "key values mismatch", retls.context, { role = "server",
+      certfile = pki.server_cert, keyfile = pki.client_key })
   end)
 end)
 
 describe("retls.wrap() with bad arguments", function()
   -- test_connection_bad_arguments
-  it("names each problem", function()
-    local ctx = retls.context()
-    raises("arg", "bad argument #1 to 'wrap' (retls context expected", retls.wrap, nil)
-    raises("arg", "retls context expected", retls.wrap, "ctx")
-    raises("arg", "pass server_hostname", retls.wrap, ctx, nil)
-    raises("arg", "option 'server_hostname': string expected, got number", retls.wrap, ctx, nil,
-      { server_hostname = 1 })
-    raises("arg", "option 'server_hostname' contains a NUL byte", retls.wrap, ctx, nil,
-      { server_hostname = "a\0b" })
-    raises("arg", "fd or socket object with getfd() expected, got string", retls.wrap, ctx, "sock",
-      { server_hostname = "x" })
-    raises("arg", "fd or socket object with getfd() expected, got boolean", retls.wrap, ctx, true,
-      { server_hostname = "x" })
-    raises("arg", "an open socket expected, got fd -1", retls.wrap, ctx, -1, { server_hostname = "x" })
-    raises("arg", "an open socket expected, got fd 1.5", retls.wrap, ctx, 1.5, { server_hostname = "x" })
-    -- an fd number nothing has open
-    local f = assert(io.open("/dev/null"))
-    f:close()
-    raises("arg", "is not an open file descriptor", retls.wrap, ctx, 1000, { server_hostname = "x" })
+  local function closed_socket()
     local s = require("socket").tcp()
     s:close()
-    raises("arg", "closed socket?", retls.wrap, ctx, s, { server_hostname = "x" })
-    raises("arg", "for client connections only", retls.wrap, server_ctx(), nil,
-      { server_hostname = "x" })
-    raises("arg", "option 'capacity' is for memory mode", retls.wrap, ctx, 0,
-      { server_hostname = "x", capacity = 10 })
-    raises("arg", "option 'capacity': a whole number of bytes >= 1 expected, got 0", retls.wrap,
-      ctx, nil, { server_hostname = "x", capacity = 0 })
-    raises("arg", "unknown option 'hostname'", retls.wrap, ctx, nil, { hostname = "x" })
+    return s
+  end
+  local cases = {
+    { "ctx-nil", "bad argument #1 to 'wrap' (retls context expected", { nil } },
+    { "ctx-str", "retls context expected (from retls.context{...}), got string", { "ctx" } },
+    { "no-server_hostname", "pass server_hostname", { "CTX", nil } },
+    { "server_hostname-number", "option 'server_hostname': string expected, got number",
+      { "CTX", nil, { server_hostname = 1 } } },
+    { "server_hostname-NUL", "option 'server_hostname' contains a NUL byte",
+      { "CTX", nil, { server_hostname = "a\0b" } } },
+    { "server_hostname-too-long", "bad server hostname", { "CTX", nil, { server_hostname = ("a"):rep(300) } } },
+    { "sock-str", "fd or socket object with getfd() expected, got string", { "CTX", "sock", { server_hostname = "x" } } },
+    { "sock-bool", "fd or socket object with getfd() expected, got boolean", { "CTX", true, { server_hostname = "x" } } },
+    { "fd-negative", "an open socket expected, got fd -1", { "CTX", -1, { server_hostname = "x" } } },
+    { "fd-fraction", "an open socket expected, got fd 1.5", { "CTX", 1.5, { server_hostname = "x" } } },
+    { "fd-huge", "an open socket expected, got fd 1099511627776", { "CTX", 2 ^ 40, { server_hostname = "x" } } },
+    { "fd-not-open", "fd 1000 is not an open file descriptor", { "CTX", 1000, { server_hostname = "x" } } },
+    { "socket-closed", "an open socket expected, got fd -1", { "CTX", "CLOSED", { server_hostname = "x" } } },
+    { "getfd-not-a-number", "getfd() returned a string, not a number",
+      { "CTX", { getfd = function() return "3" end }, { server_hostname = "x" } } },
+    { "server-with-hostname", "for client connections only", { "SERVER_CTX", nil, { server_hostname = "x" } } },
+    { "capacity-with-socket", "option 'capacity' is for memory mode", { "CTX", 0, { server_hostname = "x", capacity = 10 } } },
+    { "capacity-zero", "option 'capacity': a whole number of bytes >= 1 expected, got 0",
+      { "CTX", nil, { server_hostname = "x", capacity = 0 } } },
+    { "capacity-huge", "option 'capacity': a whole number of bytes >= 1 expected, got 1099511627776",
+      { "CTX", nil, { server_hostname = "x", capacity = 2 ^ 40 } } },
+    { "capacity-str", "option 'capacity': number expected, got string",
+      { "CTX", nil, { server_hostname = "x", capacity = "big" } } },
+    { "unknown-option", "unknown option 'hostname'", { "CTX", nil, { hostname = "x" } } },
+    { "opts-not-a-table", "bad argument #3 to 'wrap' (table expected, got string)", { "CTX", nil, "x" } },
+  }
+  for _, case in ipairs(cases) do
+    it(case[1] .. ": " .. case[2], function()
+      local a = case[3]
+      local subst = { CTX = retls.context, SERVER_CTX = server_ctx, CLOSED = closed_socket }
+      local args = {}
+      for i = 1, 3 do
+        local v = a[i]
+        if type(v) == "string" and subst[v] then v = subst[v]() end
+        args[i] = v
+      end
+      raises("arg", case[2], retls.wrap, args[1], args[2], args[3])
+    end)
+  end
+end)
+
+describe("conn:read() sizes", function()
+  -- test_read_bad_sizes / test_read_huge_size_reads_what_there_is
+  local cases = {
+    { "str", "x", "bad argument #1 to 'read' (number of bytes expected, got string)" },
+    { "bool", true, "bad argument #1 to 'read' (number of bytes expected, got boolean)" },
+    { "fraction", 1.5, "size must be a whole number from 1 to 2^31-1, got 1.5" },
+    { "negative", -1, "size must be a whole number from 1 to 2^31-1, got -1" },
+    { "zero", 0, "size must be a whole number from 1 to 2^31-1, got 0" },
+    { "2^31", 2 ^ 31, "size must be a whole number from 1 to 2^31-1, got 2147483648" },
+    { "inf", math.huge, "size must be a whole number from 1 to 2^31-1, got inf" },
+    { "nan", 0 / 0, "size must be a whole number from 1 to 2^31-1, got" },
+  }
+  for _, case in ipairs(cases) do
+    it(case[1] .. ": " .. case[3], function()
+      local client, server = retls.pair()
+      raises("arg", case[3], server.read, server, case[2])
+      assert.are.equal(4, client:write("fine")) -- and the connection works
+      assert.are.equal("fine", H.drain(server))
+    end)
+  end
+
+  it("2^31-1: reads what there is, one record at most", function()
+    local client, server = retls.pair(nil, nil, { capacity = 1048576 })
+    assert.are.equal(retls.WantRead, H.raised(server.read, server, 2 ^ 31 - 1))
+    client:write(("x"):rep(100000))
+    assert.are.equal(("x"):rep(16384), server:read(2 ^ 31 - 1))
+    assert.are.equal(("x"):rep(16384), server:read()) -- nil: 16384
+  end)
+end)
+
+describe("memory-mode calls", function()
+  -- test_bio_read_bad_sizes / test_memory_calls_on_a_pair_connection
+  local function memory_client() return retls.wrap(retls.context{ verify = false }, nil) end
+
+  for _, case in ipairs({
+    { "str", "x", "bad argument #1 to 'bio_read' (number of bytes expected, got string)" },
+    { "negative", -5, "size must be a whole number from 1 to 2^31-1, got -5" },
+    { "zero", 0, "size must be a whole number from 1 to 2^31-1, got 0" },
+    { "2^40", 2 ^ 40, "size must be a whole number from 1 to 2^31-1, got 1099511627776" },
+  }) do
+    it("bio_read " .. case[1] .. ": " .. case[3], function()
+      local conn = memory_client()
+      raises("arg", case[3], conn.bio_read, conn, case[2])
+    end)
+  end
+
+  -- test_bio_read_negative_and_huge_sizes_take_what_is_waiting
+  it("bio_read 2^31-1: takes what is waiting", function()
+    local conn = memory_client()
+    assert.are.equal("", conn:bio_read(2 ^ 31 - 1))
+    assert.are.equal(retls.WantRead, H.raised(conn.handshake, conn))
+    local waiting = conn:bio_pending()
+    local hello = conn:bio_read(2 ^ 31 - 1)
+    assert.are.equal(waiting, #hello)
+    assert.are.equal(0x16, hello:byte(1))
+  end)
+
+  for _, name in ipairs({ "bio_write", "bio_read", "bio_write_eof" }) do
+    it(name .. " on a pair connection: raises an arg error", function()
+      local client, server = retls.pair()
+      raises("arg", name .. " is only for memory-mode connections", client[name], client,
+        name == "bio_write" and "x" or nil)
+      assert.are.equal(4, client:write("fine"))
+      assert.are.equal("fine", H.drain(server))
+    end)
+  end
+end)
+
+describe("failed connections", function()
+  -- A handshake record of an unknown type: OpenSSL answers with an alert.
+  local function failed_memory_client()
+    local conn = retls.wrap(retls.context{ verify = false }, nil)
+    assert.are.equal(retls.WantRead, H.raised(conn.handshake, conn))
+    assert.are.equal(0x16, conn:bio_read():byte(1)) -- the ClientHello
+    conn:bio_write("\22\3\3\0\4\255\0\0\0")
+    raises("ssl", "handshake: unexpected message", conn.handshake, conn)
+    return conn
+  end
+
+  -- test_every_call_after_a_failure
+  for _, name in ipairs({ "write", "write-empty", "sendall", "flush", "read", "handshake",
+                          "shutdown", "renegotiate", "key_update" }) do
+    it(name .. " after a failure: raises closed with the original reason, sends nothing", function()
+      local conn = failed_memory_client()
+      local sent = conn:bio_read()
+      local method = name:gsub("%-empty$", "")
+      local arg = (method == "write" or method == "sendall") and (name == "write-empty" and "" or "x") or nil
+      local err = raises("closed", "connection failed earlier (handshake: unexpected message", conn[method], conn, arg)
+      assert.matches("close it$", err.message)
+      assert.are.equal("", conn:bio_read())
+      assert.is_true(sent == "" or sent:byte(1) == 0x15)
+    end)
+  end
+
+  -- test_memory_transport_calls_after_a_failure
+  it("memory transport calls after a failure: still move the alert, then nothing", function()
+    local conn = failed_memory_client()
+    local alert = conn:bio_read()
+    assert.are.equal(7, #alert)
+    assert.are.equal(0x15, alert:byte(1))
+    assert.are.equal("", conn:bio_read(100))
+    assert.are.equal(12, conn:bio_write("more garbage"))
+    assert.is_true(conn:bio_write_eof())
+    raises("closed", "failed earlier", conn.read, conn)
+  end)
+
+  -- test_failed_connection_still_answers_questions
+  it("info after a failure: still answers", function()
+    local client, server = retls.pair()
+    server:close()
+    raises("eof", "without close_notify", client.write, client, "x")
+    local info = client:info()
+    assert.are.equal("TLSv1.3", info.version)
+    assert.is_true(#info.peer_certificate > 100)
+    assert.are.equal(0, client:pending_write())
+    assert.is_nil(client:want())
+    local n, msg = client:trywrite("x")
+    assert.is_nil(n)
+    assert.matches("connection failed earlier", msg)
   end)
 end)
 
 describe("connection methods with bad arguments", function()
-  -- test_method_bad_arguments / test_conn_bad_arguments
-  it("name the problem and leave the connection working", function()
+  -- test_method_bad_arguments
+  it("flush-extra-argument: ignored, as Lua ignores extra arguments", function()
     local client, server = retls.pair()
-    raises("arg", "bad argument #1 to 'read' (number of bytes expected, got string)",
-      client.read, client, "x")
-    raises("arg", "size must be a whole number from 1 to 2^31-1, got 1.5", client.read, client, 1.5)
-    raises("arg", "got -1", client.read, client, -1)
-    raises("arg", "got 0", client.read, client, 0)
-    raises("arg", "size must be a whole number", client.read, client, 2 ^ 70)
-    raises("arg", "only for memory-mode", client.bio_write, client, "x")
-    raises("arg", "only for memory-mode", client.bio_read, client, 5)
-    raises("arg", "only for memory-mode", client.bio_read, client)
-    raises("arg", "does not exist in TLS 1.3", client.renegotiate, client)
-    -- ...and after all that the connection works.
-    assert.are.equal(4, client:write("fine"))
-    assert.are.equal("fine", H.drain(server))
+    assert.are.equal(0, client:flush(1))
   end)
 
-  -- test_key_update_needs_tls13_renegotiate_needs_handshake
-  it("key_update needs TLS 1.3 and renegotiate a completed handshake", function()
-    local c12 = retls.pair(retls.context{ verify = false, max_version = "TLSv1.2" })
+  -- test_renegotiate_and_key_update_need_the_right_version
+  it("renegotiate/key_update: need the right version and a completed handshake", function()
+    local c13, s13 = retls.pair()
+    raises("arg", "does not exist in TLS 1.3", c13.renegotiate, c13)
+    local c12, s12 = retls.pair(retls.context{ verify = false, max_version = "TLSv1.2" })
     raises("arg", "only in TLS 1.3", c12.key_update, c12, true)
     local fresh = retls.pair(nil, nil, { handshake = false })
     raises("arg", "completed handshake", fresh.renegotiate, fresh)
+    raises("arg", "completed handshake", fresh.key_update, fresh)
+    for _, p in ipairs({ { c13, s13 }, { c12, s12 } }) do
+      assert.are.equal(4, p[1]:write("fine"))
+      assert.are.equal("fine", H.drain(p[2]))
+    end
+  end)
+
+  -- test_close_bad_arguments
+  it("close-argument: \"discard\" or nothing", function()
+    local client = retls.pair()
+    raises("arg", "bad argument #1 to 'close' (\"discard\" or nothing expected, got 1)", client.close, client, 1)
+    assert.is_true(client:close("discard"))
+  end)
+
+  -- test_empty_write_is_a_noop
+  it("write-empty: is a no-op", function()
+    local client, server = retls.pair()
+    assert.are.equal(0, client:write(""))
+    assert.are.equal(0, client:sendall(""))
+    assert.are.equal(0, client:stats().writes)
   end)
 end)
 
 describe("retls.pair() with bad arguments", function()
   -- test_pair_bad_arguments
-  it("names each problem", function()
-    raises("arg", "option 'capacity': a whole number of bytes >= 1 expected, got 0",
-      retls.pair, nil, nil, { capacity = 0 })
-    raises("arg", "option 'capacity': number expected, got string", retls.pair, nil, nil,
-      { capacity = "big" })
-    raises("arg", "bad argument #1 to 'pair' (retls context expected", retls.pair, "ctx")
-    raises("arg", "first context must be a client context", retls.pair, server_ctx())
-    raises("arg", "second context must be a server context", retls.pair, nil, retls.context())
-  end)
+  local cases = {
+    { "capacity-zero", "option 'capacity': a whole number of bytes >= 1 expected, got 0", { nil, nil, { capacity = 0 } } },
+    { "capacity-negative", "option 'capacity': a whole number of bytes >= 1 expected, got -5", { nil, nil, { capacity = -5 } } },
+    { "capacity-fraction", "option 'capacity': a whole number of bytes >= 1 expected, got 1.5", { nil, nil, { capacity = 1.5 } } },
+    { "capacity-huge", "option 'capacity': a whole number of bytes >= 1 expected, got 1099511627776", { nil, nil, { capacity = 2 ^ 40 } } },
+    { "capacity-nan", "option 'capacity': a whole number of bytes >= 1 expected, got", { nil, nil, { capacity = 0 / 0 } } },
+    { "capacity-str", "option 'capacity': number expected, got string", { nil, nil, { capacity = "big" } } },
+    { "handshake-str", "option 'handshake': boolean expected, got string", { nil, nil, { handshake = "x" } } },
+    { "ctx-str", "bad argument #1 to 'pair' (retls context expected", { "ctx" } },
+    { "server-first", "first context must be a client context", { "SERVER_CTX" } },
+    { "client-second", "second context must be a server context", { nil, "CTX" } },
+  }
+  for _, case in ipairs(cases) do
+    it(case[1] .. ": " .. case[2], function()
+      local a = case[3]
+      local subst = { CTX = retls.context, SERVER_CTX = server_ctx }
+      local args = {}
+      for i = 1, 3 do
+        local v = a[i]
+        if type(v) == "string" and subst[v] then v = subst[v]() end
+        args[i] = v
+      end
+      raises("arg", case[2], retls.pair, args[1], args[2], args[3])
+    end)
+  end
 end)
 
 describe("retls.connect() with bad arguments", function()
   -- test_connect_bad_arguments
   local cases = {
-    { "arg", "port in 1..65535", { "127.0.0.1", 0 } },
-    { "arg", "port in 1..65535", { "127.0.0.1", 70000 } },
-    { "arg", "bad argument #2 to 'connect' (number expected, got string)", { "127.0.0.1", "443" } },
-    { "arg", "port must be a whole number", { "127.0.0.1", 44.3 } },
-    { "arg", "bad argument #1 to 'connect' (string expected, got number)", { 127, 443 } },
-    { "arg", "option 'timeout': seconds > 0 expected, got 0", { "127.0.0.1", 443, nil, { timeout = 0 } } },
-    { "arg", "option 'timeout': seconds > 0 expected, got -1", { "127.0.0.1", 443, nil, { timeout = -1 } } },
-    { "arg", "bad argument #3 to 'connect' (retls context expected", { "127.0.0.1", 443, "ctx" } },
-    { "syscall", "cannot resolve", { "no-such-host.invalid", 443 } },
+    { "port-zero", "arg", "port in 1..65535 expected, got 0", { "127.0.0.1", 0 } },
+    { "port-70000", "arg", "port in 1..65535 expected, got 70000", { "127.0.0.1", 70000 } },
+    { "port-negative", "arg", "port in 1..65535 expected, got -1", { "127.0.0.1", -1 } },
+    { "port-huge", "arg", "port in 1..65535 expected, got 1099511627776", { "127.0.0.1", 2 ^ 40 } },
+    { "port-inf", "arg", "port in 1..65535 expected, got inf", { "127.0.0.1", math.huge } },
+    { "port-nan", "arg", "port must be a whole number", { "127.0.0.1", 0 / 0 } },
+    { "port-str", "arg", "bad argument #2 to 'connect' (number expected, got string)", { "127.0.0.1", "443" } },
+    { "port-nil", "arg", "bad argument #2 to 'connect' (number expected, got nil)", { "127.0.0.1", nil } },
+    { "port-fraction", "arg", "port must be a whole number", { "127.0.0.1", 44.3 } },
+    { "host-number", "arg", "bad argument #1 to 'connect' (string expected, got number)", { 127, 443 } },
+    { "host-nil", "arg", "bad argument #1 to 'connect' (string expected, got nil)", { nil, 443 } },
+    { "host-empty", "arg", "need a host", { "", 443 } },
+    { "host-NUL", "arg", "bad argument #1 to 'connect' (host contains a NUL byte)", { "a\0b", 443 } },
+    { "timeout-zero", "arg", "option 'timeout': seconds > 0 expected, got 0", { "127.0.0.1", 443, nil, { timeout = 0 } } },
+    { "timeout-negative", "arg", "option 'timeout': seconds > 0 expected, got -1", { "127.0.0.1", 443, nil, { timeout = -1 } } },
+    { "timeout-nan", "arg", "option 'timeout': seconds > 0 expected, got", { "127.0.0.1", 443, nil, { timeout = 0 / 0 } } },
+    { "timeout-str", "arg", "option 'timeout': number expected, got string", { "127.0.0.1", 443, nil, { timeout = "5" } } },
+    { "unknown-option", "arg", "unknown option 'hostname'", { "127.0.0.1", 443, nil, { hostname = "x" } } },
+    { "ctx-str", "arg", "bad argument #3 to 'connect' (retls context expected", { "127.0.0.1", 443, "ctx" } },
+    { "unresolvable", "syscall", "cannot resolve 'no-such-host.invalid'", { "no-such-host.invalid", 443 } },
   }
   for _, case in ipairs(cases) do
-    it("names the problem: " .. case[2], function()
-      local a = case[3]
-      raises(case[1], case[2], retls.connect, a[1], a[2], a[3], a[4])
+    it(case[1] .. ": " .. case[3], function()
+      local a = case[4]
+      raises(case[2], case[3], retls.connect, a[1], a[2], a[3], a[4])
     end)
   end
 
-  -- test_connect_refused
-  it("raises a syscall error for a refused connection", function()
+  local function refused_port()
     local s = assert(require("socket").bind("127.0.0.1", 0))
     local _, port = s:getsockname()
-    port = tonumber(port)
     s:close() -- nobody listens there now
-    raises("syscall", "Connection refused", retls.connect, "127.0.0.1", port, nil, { timeout = 5 })
+    return tonumber(port)
+  end
+
+  -- test_connect_refused
+  it("refused: raises a syscall error", function()
+    raises("syscall", "Connection refused", retls.connect, "127.0.0.1", refused_port(), nil, { timeout = 5 })
+  end)
+
+  -- test_connect_huge_timeout_is_clamped
+  it("timeout-huge: is clamped, the connect runs", function()
+    raises("syscall", "Connection refused", retls.connect, "127.0.0.1", refused_port(), nil, { timeout = 1e300 })
+  end)
+end)
+
+describe("lifetime", function()
+  -- test_connection_outlives_collected_contexts
+  it("collected-context: a connection keeps working after its contexts were dropped", function()
+    local client, server, mem
+    do
+      local cctx = retls.context{ verify = false }
+      local sctx = server_ctx()
+      client, server = retls.pair(cctx, sctx, { handshake = false })
+      mem = retls.wrap(retls.context{ verify = false }, nil)
+    end
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local done = { false, false }
+    for _ = 1, 20 do
+      for i, c in ipairs({ client, server }) do
+        if not done[i] then
+          local err = H.raised(c.handshake, c)
+          if err == nil then done[i] = true else assert.are.equal(retls.WantRead, err) end
+        end
+      end
+    end
+    assert.is_true(done[1] and done[2])
+    assert.are.equal(5, client:write("alive"))
+    assert.are.equal("alive", H.drain(server))
+    assert.are.equal(retls.WantRead, H.raised(mem.handshake, mem))
+    assert.are.equal(0x16, mem:bio_read():byte(1))
   end)
 end)
