@@ -317,11 +317,15 @@ static int fatal_ok(end *e, const char *op, int s) {
   /* OpenSSL 3.0 limitation, reproduced without retls (see README.md): a
    * TLS 1.2 client in a renegotiation accepts the server's application
    * data only inside SSL_read; if a write, flush or handshake call reads
-   * it, that fails with "unexpected record", fatally. */
-  if (s == RETLS_SSL && e == ends[0] && !e->tls13 &&
-      (e->rekeyed || e->peer->rekeyed) &&
+   * it, that fails with "unexpected record", fatally.  When the client had
+   * read part of a record, OpenSSL instead returns SSL_ERROR_SYSCALL with
+   * no error at all, which retls cannot tell from the transport closing:
+   * RETLS_EOF. */
+  if (e == ends[0] && !e->tls13 && (e->rekeyed || e->peer->rekeyed) &&
       strcmp(op, "read") != 0 &&
-      strstr(retls_conn_last_error(e->conn), "unexpected record") != NULL)
+      ((s == RETLS_SSL && strstr(retls_conn_last_error(e->conn),
+                                 "unexpected record") != NULL) ||
+       s == RETLS_EOF))
     return 1;
   return 0;
 }

@@ -155,6 +155,16 @@ int main(void) {
   SSL_free(c);
   SSL_free(s);
 
+  puts("\n   ... and after the client read part of the server's record: "
+       "no error at all, indistinguishable from EOF");
+  make_pair(&c, &s, TLS1_2_VERSION, 65536);
+  SHOW(s, "server SSL_write 1000 bytes", SSL_write_ex(s, buf, 1000, &n));
+  SHOW(c, "client SSL_renegotiate", SSL_renegotiate(c));
+  SHOW(c, "client SSL_read 4 of them", SSL_read_ex(c, buf, 4, &n));
+  SHOW(c, "client SSL_write 1 byte", SSL_write_ex(c, "x", 1, &n));
+  SSL_free(c);
+  SSL_free(s);
+
   puts("\n   ... and the same with SSL_read first");
   make_pair(&c, &s, TLS1_2_VERSION, 65536);
   SHOW(c, "client SSL_renegotiate", SSL_renegotiate(c));
