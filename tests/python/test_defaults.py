@@ -23,7 +23,7 @@ import pytest
 
 import retls
 
-from helpers import HOST, drain, free_port, handshake_memory
+from helpers import HOST, drain, free_port, handshake_memory, tool_env
 
 DEADLINE = 10.0
 SECLEVEL0 = "DEFAULT@SECLEVEL=0"   # OpenSSL 3 allows TLS < 1.2 only here
@@ -151,7 +151,7 @@ class GnutlsServer:
                  "--x509certfile", pki.server_cert,
                  "--x509keyfile", pki.server_key, "--priority", priority],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL)
+                stderr=subprocess.DEVNULL, env=tool_env())
             deadline = time.monotonic() + DEADLINE
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
@@ -219,7 +219,8 @@ def gnutls_client_renegotiates(sctx, priority):
         proc = subprocess.run(
             ["gnutls-cli", "--insecure", "--rehandshake", "--priority",
              priority, "-p", str(port), HOST],
-            input=b"hello\n", capture_output=True, timeout=30)
+            input=b"hello\n", capture_output=True, timeout=30,
+            env=tool_env())
     finally:
         t.join(DEADLINE)
         listener.close()
