@@ -115,6 +115,10 @@ describe("closed connections", function()
       renegotiate = function() return client:renegotiate() end,
       key_update = function() return client:key_update(true) end,
       sendall = function() return client:sendall("x") end,
+      ["write('')"] = function() return client:write("") end,
+      bio_write = function() return client:bio_write("x") end,
+      bio_read = function() return client:bio_read(5) end,
+      bio_write_eof = function() return client:bio_write_eof() end,
     }) do
       local err = raises("closed", "the connection is closed; open a new one", op)
       assert.are.equal("closed", err.kind, name)
@@ -123,6 +127,13 @@ describe("closed connections", function()
     assert.are.equal(-1, client:getfd())
     assert.is_nil(client:info().version)
     assert.is_nil(client:info().peer_certificate)
+    assert.are.equal(0, client:pending_write())
+    assert.is_nil(client:want())
+    assert.is_false(client:dirty())
+    assert.are.equal(0, client:stats().writes)
+    local n, msg = client:trywrite("x")
+    assert.is_nil(n)
+    assert.are.equal("the connection is closed; open a new one", msg)
     assert.matches("closed%)$", tostring(client))
   end)
 

@@ -129,6 +129,12 @@ def test_read_huge_size_reads_what_there_is(n):
     assert server.read(n) == b"x" * 16384       # one record per call
 
 
+def test_read_bool_size_is_an_int():
+    client, server = retls.pair()
+    client.write(b"ab")
+    assert server.read(True) == b"a"        # bool is an int in Python
+
+
 @pytest.mark.parametrize("n,exc,needle", [
     pytest.param(None, TypeError, "n must be an int, not 'NoneType'",
                  id="None"),
@@ -142,6 +148,7 @@ def test_bio_read_bad_sizes(n, exc, needle):
 def test_bio_read_negative_and_huge_sizes_take_what_is_waiting():
     conn = retls.Connection(retls.Context(verify=False), None)
     assert conn.bio_read(2**70) == b""       # nothing waiting yet
+    assert conn.bio_read(0) == b""
     with pytest.raises(retls.WantRead):
         conn.do_handshake()                  # the ClientHello is waiting
     waiting = conn.bio_pending
@@ -483,6 +490,8 @@ def _socket_with_timeout():
                  "not 'bool'", id="sock-bool"),
     pytest.param(("CTX", -1), dict(server_hostname="x"), ValueError,
                  "sock is closed (fd -1)", id="fd-negative"),
+    pytest.param(("CTX", 1.5), dict(server_hostname="x"), TypeError,
+                 "not 'float'", id="fd-float"),
     pytest.param(("CTX", 2**40), dict(server_hostname="x"), ValueError,
                  "fd 1099511627776 is out of range", id="fd-huge"),
     pytest.param(("CTX", "CLOSED_FD"), dict(server_hostname="x"),
@@ -538,6 +547,8 @@ def test_connection_bad_arguments(args, kw, exc, needle, tmp_path):
                  "capacity must be at most", id="capacity-2**70"),
     pytest.param((), dict(capacity="big"), TypeError,
                  "capacity must be an int", id="capacity-str"),
+    pytest.param((), dict(capacity=1.5), TypeError,
+                 "capacity must be an int, not 'float'", id="capacity-float"),
     pytest.param((), dict(capacity=True), TypeError, "capacity must be an int",
                  id="capacity-bool"),
     pytest.param((), dict(capacity=None), TypeError, "capacity must be an int",
@@ -567,6 +578,8 @@ def test_pair_bad_arguments(args, kw, exc, needle):
                  "port must be an int, not 'str'", id="port-str"),
     pytest.param(("127.0.0.1", None), {}, TypeError,
                  "port must be an int, not 'NoneType'", id="port-None"),
+    pytest.param(("127.0.0.1", 44.3), {}, TypeError,
+                 "port must be an int, not 'float'", id="port-float"),
     pytest.param((b"127.0.0.1", 443), {}, TypeError,
                  "host must be a str, not 'bytes'", id="host-bytes"),
     pytest.param((None, 443), {}, TypeError,
@@ -611,6 +624,26 @@ def test_connect_huge_timeout_is_clamped():
     # itself runs (and is refused).
     raises_exactly(retls.Error, "Connection refused", retls.connect,
                    "127.0.0.1", _refused_port(), timeout=1e300)
+
+
+def test_flags_follow_python_truth(sockpair):
+    # verify="no" is true: verification stays on (the safe reading).
+    client = retls.Connection(retls.Context(verify="no"), None,
+                              server_hostname="localhost")
+    sctx = retls.Context("server")
+    sctx.use_selfsigned("localhost")
+    with pytest.raises(retls.VerifyError):
+        retls._handshake_pair(client, retls.Connection(sctx, None))
+    # handshake=None is false: the pair is returned before its handshake.
+    c, s = retls.pair(handshake=None)
+    assert not c.established
+    # capacity only bounds a memory connection's buffer; with a socket it
+    # is not used.
+    a, b = socket.socketpair()
+    with a, b:
+        conn = retls.Connection(retls.Context(verify=False), a, capacity=10)
+        assert conn.fileno() == a.fileno()
+        conn.close()
 
 
 # ---- lifetime ----------------------------------------------------------------------
