@@ -266,8 +266,10 @@ int retls_conn_renegotiate(retls_conn *conn) {
                             "key_update() instead");
   /* After close_notify either way the peer ignores handshake records, so
    * OpenSSL would accept the request and the next write would wait for an
-   * answer that never comes. */
-  if (conn->shutdown_called || SSL_get_shutdown(conn->ssl) != 0)
+   * answer that never comes.  retls keeps its own flags: a renegotiation
+   * that started meanwhile clears OpenSSL's (SSL_get_shutdown() is 0). */
+  if (conn->shutdown_called || conn->peer_closed ||
+      SSL_get_shutdown(conn->ssl) != 0)
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "renegotiate after close_notify was %s: the "
                             "peer would never answer",

@@ -131,6 +131,7 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
     return RETLS_WANT_WRITE;
   case SSL_ERROR_ZERO_RETURN:
     conn->want = RETLS_OK;
+    conn->peer_closed = 1;
     snprintf(conn->detail, sizeof(conn->detail),
              "%s: the peer sent close_notify", op);
     return RETLS_ZERO_RETURN;

@@ -62,6 +62,8 @@ struct retls_conn {
   int shutdown_sent;    /* our close_notify is fully written */
   int shutdown_called;  /* SSL_shutdown ran: nothing may be written after
                            it (OpenSSL forgets, see write.c) */
+  int peer_closed;      /* the peer's close_notify was read (OpenSSL
+                           forgets that too, see retls_conn_renegotiate) */
   retls_stats stats;
   char *alpn;           /* NUL-terminated copy of the negotiated ALPN */
   unsigned char *peer_der;
