@@ -248,7 +248,7 @@ describe("a peer that closed", function()
   end)
 end)
 
--- Each row of docs/bad-input.md is one `it` below, named "<call> <case>"
+-- Each row of the README, section "Bad input" is one `it` below, named "<call> <case>"
 -- as the table names it; the Python twins are in test_bad_input.py.
 
 describe("retls.context{} with bad options", function()

@@ -1,4 +1,4 @@
-"""The bad-input matrix (docs/bad-input.md): every call of the API against
+"""The bad-input matrix (the README, section "Bad input"): every call of the API against
 wrong types, None, negative and huge sizes, closed and failed connections,
 a context collected before its connections, and two threads on one
 connection.  Each case gets the exact exception type and a message that
