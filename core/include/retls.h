@@ -301,6 +301,13 @@ int retls_conn_handshake(retls_conn *conn);
  * RETLS_RETRY_MISMATCH and change nothing.  len == 0 is a no-op that never
  * touches OpenSSL (RETLS_OK, *out = 0), even with a write pending.
  * Writes above INT_MAX go through SSL_write_ex.
+ *
+ * After retls_conn_shutdown() a write returns RETLS_SSL and sends nothing
+ * (the connection stays readable): OpenSSL would accept bytes placed
+ * behind the close_notify, which the peer can never read.  After
+ * RETLS_WANT_READ from a write during a TLS 1.2 renegotiation, read (or
+ * wait for readability) before retrying: a client that only retries the
+ * write while the server's data arrives fails with "unexpected record".
  */
 int retls_conn_write(size_t *out, retls_conn *conn, const void *buf,
                      size_t len);
@@ -316,8 +323,17 @@ size_t retls_conn_pending_write(const retls_conn *conn);
  *  or RETLS_OK when it did not stop. */
 int retls_conn_want(const retls_conn *conn);
 
-/** Read up to len decrypted bytes.  *out > 0 on RETLS_OK.  Works while a
- *  write is pending (both ends of a full pipe must be able to read). */
+/**
+ * Read up to len decrypted bytes.  *out > 0 on RETLS_OK.  Works while a
+ * write is pending (both ends of a full pipe must be able to read).
+ *
+ * OpenSSL 3 limit: if what arrives needs an answer (the peer's TLS 1.2
+ * renegotiation, or a TLS 1.3 KeyUpdate with update_requested) while this
+ * end has a record half-written, OpenSSL cannot send the answer and the
+ * read fails with RETLS_SSL ("bad length"); nothing is lost silently (the
+ * pending bytes are still reported by close).  Around renegotiations and
+ * requested key updates, flush pending writes before reading.
+ */
 int retls_conn_read(size_t *out, retls_conn *conn, void *buf, size_t len);
 
 /** Decrypted bytes buffered and readable without I/O (SSL_pending). */
@@ -327,7 +343,9 @@ size_t retls_conn_pending_read(const retls_conn *conn);
  * Send close_notify.  RETLS_OK once it is sent (the peer's close_notify is
  * not awaited; read until RETLS_ZERO_RETURN for that).  May return
  * WANT_READ/WANT_WRITE on non-blocking transports: call again.  With a
- * write pending it returns RETLS_WRITE_PENDING: flush it first.
+ * write pending it returns RETLS_WRITE_PENDING: flush it first.  While a
+ * TLS 1.2 renegotiation is pending it returns RETLS_BAD_ARG (finish the
+ * handshake first): OpenSSL would otherwise wedge both ends.
  */
 int retls_conn_shutdown(retls_conn *conn);
 
@@ -347,7 +365,9 @@ int retls_conn_close(retls_conn *conn, int flags);
 void retls_conn_free(retls_conn *conn);
 
 /** Schedule a TLS 1.2 renegotiation; it runs at the next handshake, write
- *  or read.  RETLS_BAD_ARG on TLS 1.3 (use retls_conn_key_update()). */
+ *  or read.  RETLS_BAD_ARG on TLS 1.3 (use retls_conn_key_update()), and
+ *  after a close_notify was sent or received (the next write would wait
+ *  forever for a handshake the peer will never answer). */
 int retls_conn_renegotiate(retls_conn *conn);
 
 /** Schedule a TLS 1.3 KeyUpdate, asking the peer to update its keys too
