@@ -87,47 +87,54 @@ def client_ssl_ctx(cafile):
     return c
 
 
+class Client:
+    """One TLS client over a fresh loopback connection to server, made by
+    CPython's ssl or by retls, with the calls the workloads need."""
+
+    def __init__(self, impl, server, cafile, sndbuf=None):
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        if sndbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        if impl == "ssl":
+            # wrap_socket() detaches the plain socket: use the SSLSocket
+            self.conn = self.sock = client_ssl_ctx(cafile).wrap_socket(
+                sock, server_hostname="localhost")
+            self.recv = self.conn.recv
+            self.wants = (ssl.SSLWantWriteError, ssl.SSLWantReadError)
+        else:
+            self.sock = sock
+            self.conn = retls.Connection(retls.Context(cafile=cafile), sock,
+                                         server_hostname="localhost")
+            self.conn.do_handshake()
+            self.recv = self.conn.read
+            self.wants = (retls.WantWrite, retls.WantRead)
+
+    def close(self):
+        self.conn.close()
+        self.sock.close()
+
+
 def run_blocking(impl, server, cafile, payload, total):
     th, result = server.serve_one(total)
-    sock = socket.create_connection(("127.0.0.1", server.port))
-    if impl == "ssl":
-        conn = client_ssl_ctx(cafile).wrap_socket(
-            sock, server_hostname="localhost")
-        send, recv = conn.sendall, conn.recv
-    else:
-        conn = retls.Connection(retls.Context(cafile=cafile), sock,
-                                server_hostname="localhost")
-        conn.do_handshake()
-        send, recv = conn.sendall, conn.read
+    client = Client(impl, server, cafile)
+    send = client.conn.sendall
     t0 = time.perf_counter()
     sent = 0
     while sent < total:
         send(payload)
         sent += len(payload)
-    recv(1)
+    client.recv(1)
     elapsed = time.perf_counter() - t0
     th.join()
-    conn.close()
-    sock.close()
+    client.close()
     assert result["got"] == total, result
     return elapsed
 
 
 def run_nonblocking(impl, server, cafile, payload, total, sndbuf):
     th, result = server.serve_one(total)
-    sock = socket.create_connection(("127.0.0.1", server.port))
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    if impl == "ssl":
-        conn = client_ssl_ctx(cafile).wrap_socket(
-            sock, server_hostname="localhost")
-        want_write, want_read = ssl.SSLWantWriteError, ssl.SSLWantReadError
-    else:
-        conn = retls.Connection(retls.Context(cafile=cafile), sock,
-                                server_hostname="localhost")
-        conn.do_handshake()
-        want_write, want_read = retls.WantWrite, retls.WantRead
-    if impl == "ssl":
-        sock = conn   # wrap_socket() detached the plain socket
+    client = Client(impl, server, cafile, sndbuf)
+    conn, sock = client.conn, client.sock
     sock.setblocking(False)
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_WRITE)
@@ -141,15 +148,14 @@ def run_nonblocking(impl, server, cafile, payload, total, sndbuf):
                 sent += conn.flush()
             else:
                 sent += conn.write(payload)
-        except (want_write, want_read):
+        except client.wants:
             sel.select(5)
     sel.unregister(sock)
     sock.setblocking(True)
-    conn.read(1) if impl == "retls" else conn.recv(1)
+    client.recv(1)
     elapsed = time.perf_counter() - t0
     th.join()
-    conn.close()
-    sock.close()
+    client.close()
     assert result["got"] == total, result
     return elapsed
 

@@ -1,8 +1,9 @@
 """servers.py - real TLS servers for the interop tests, started and stopped
 on 127.0.0.1 with free ports, every wait bounded.
 
-- make_pki(): a throwaway CA, a server certificate for localhost/127.0.0.1
-  and a client certificate, made with the openssl CLI.
+- make_pki() (tests/common/pki.py, shared with tests/python): a
+  throwaway CA, a server certificate for localhost/127.0.0.1 and a client
+  certificate, made with the openssl CLI.
 - SServer: `openssl s_server`.  Its stdout carries, after a connection
   banner, exactly the bytes the client sent, so payload() gives the bytes
   the server received.  Commands on its stdin ("r" renegotiate, "K" key
@@ -22,6 +23,7 @@ import re
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 
@@ -37,45 +39,9 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                   timeout=30)
-
-
-class PKI:
-    def __init__(self, d):
-        self.dir = d
-        self.ca = os.path.join(d, "ca.pem")
-        self.server_cert = os.path.join(d, "server.pem")
-        self.server_key = os.path.join(d, "server.key")
-        self.client_cert = os.path.join(d, "client.pem")
-        self.client_key = os.path.join(d, "client.key")
-        self.other_ca = os.path.join(d, "other-ca.pem")  # trusts nothing here
-
-
-def make_pki(d):
-    """CA-signed server and client certificates (EC P-256, one day)."""
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem",
-             "-days", "1", "-subj", "/CN=retls test CA", cwd=d)
-    _openssl("req", "-x509", *ec, "-keyout", "other-ca.key",
-             "-out", "other-ca.pem", "-days", "1",
-             "-subj", "/CN=retls unrelated CA", cwd=d)
-    for name, cn, ext in (
-            ("server", "localhost",
-             "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
-             "extendedKeyUsage=serverAuth\n"),
-            ("client", "retls-test-client",
-             "extendedKeyUsage=clientAuth\n")):
-        _openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                 "-subj", f"/CN={cn}", cwd=d)
-        with open(os.path.join(d, f"{name}.ext"), "w") as f:
-            f.write(ext)
-        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
-                 "-CAkey", "ca.key", "-CAcreateserial", "-days", "1",
-                 "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
-    return PKI(d)
+# The PKI is shared with the Python suite (tests/common/pki.py).
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "common"))
+from pki import PKI, make_pki  # noqa: E402,F401
 
 
 class _Process:
