@@ -2,6 +2,7 @@
 # run.sh - the two commands of the README.
 #   ./run.sh demo   install what is missing, build, run the demonstration
 #   ./run.sh test   install what is missing, build, run every test suite
+#   ./run.sh bench  install the peers, build, print the benchmark table
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -36,8 +37,25 @@ case "${1:-}" in
     build build -DBUILD_PYTHON=ON -DBUILD_LUA=ON -DRETLS_LUA=5.4 -DRETLS_SANITIZE=OFF
     exec "$PY" examples/demo.py "${@:2}"
     ;;
+  bench)
+    # Not part of `test`: timings are never asserted.  The peers compared:
+    # pyOpenSSL and M2Crypto (built from source: swig, libssl-dev) in the
+    # README's python3, LuaSec and LuaSocket for the Lua rows.
+    scripts/setup.sh
+    if ! dpkg-query -W -f='${Status}' lua-sec 2>/dev/null | grep -q "install ok installed"; then
+      apt-get install -y -qq lua-sec lua-socket >/dev/null
+    fi
+    "$PY" -c 'import OpenSSL, M2Crypto' 2>/dev/null \
+      || "$PY" -m pip install -q pyOpenSSL M2Crypto
+    build build -DBUILD_PYTHON=ON -DBUILD_LUA=ON -DRETLS_LUA=5.4 -DRETLS_SANITIZE=OFF -DRETLS_BENCH=ON
+    build build-luajit -DRETLS_LUA=luajit -DBUILD_PYTHON=OFF
+    "$PY" bench/run_bench.py --build build --build-luajit build-luajit "${@:2}"
+    if [ -f bench/bench_aio.py ]; then
+      PYTHONPATH=build/bindings/python "$PY" bench/bench_aio.py
+    fi
+    ;;
   *)
-    echo "usage: ./run.sh demo | ./run.sh test" >&2
+    echo "usage: ./run.sh demo | ./run.sh test | ./run.sh bench [--quick]" >&2
     exit 2
     ;;
 esac
