@@ -172,15 +172,42 @@ PyObject *w_set_exception(int status, PyObject *cls);
 }
 
 /* ---- outputs ---------------------------------------------------------- */
+/* An output replaces the None the retls_result typemap left in $result; a
+ * second one makes a list (pair_new).  SWIG_AppendOutput did exactly this
+ * before SWIG 4.3; from 4.3 (PyPI's swig, which `pip install .` uses) it
+ * keeps the None of a non-void C function and returns [None, value]. */
+%{
+static PyObject *retls_py_output(PyObject *result, PyObject *obj) {
+  PyObject *list;
+  if (result == NULL || result == Py_None) {
+    Py_XDECREF(result);
+    return obj;
+  }
+  if (obj == NULL)
+    return result;
+  if (!PyList_Check(result)) {
+    list = PyList_New(1);
+    if (list == NULL) {
+      Py_DECREF(obj);
+      return result;
+    }
+    PyList_SET_ITEM(list, 0, result);
+    result = list;
+  }
+  PyList_Append(result, obj);
+  Py_DECREF(obj);
+  return result;
+}
+%}
 %typemap(argout) size_t *out {
-  $result = SWIG_AppendOutput($result, PyLong_FromSize_t(*$1));
+  $result = retls_py_output($result, PyLong_FromSize_t(*$1));
 }
 %typemap(argout) retls_ctx **out {
-  $result = SWIG_AppendOutput($result,
+  $result = retls_py_output($result,
       SWIG_NewPointerObj(*$1, $*1_descriptor, SWIG_POINTER_OWN));
 }
 %typemap(argout) retls_conn **out {
-  $result = SWIG_AppendOutput($result,
+  $result = retls_py_output($result,
       SWIG_NewPointerObj(*$1, $*1_descriptor, SWIG_POINTER_OWN));
 }
 %typemap(argout) (const unsigned char **der, size_t *der_len) {
@@ -193,7 +220,7 @@ PyObject *w_set_exception(int status, PyObject *cls);
     o = Py_None;
     Py_INCREF(o);
   }
-  $result = SWIG_AppendOutput($result, o);
+  $result = retls_py_output($result, o);
 }
 
 /* ---- bytes in: any contiguous buffer ---------------------------------- */
@@ -259,7 +286,7 @@ PyObject *w_set_exception(int status, PyObject *cls);
   if ((Py_ssize_t)got$argnum != PyBytes_GET_SIZE(bytes$argnum) &&
       _PyBytes_Resize(&bytes$argnum, (Py_ssize_t)got$argnum) != 0)
     SWIG_fail;
-  $result = SWIG_AppendOutput($result, bytes$argnum);
+  $result = retls_py_output($result, bytes$argnum);
   bytes$argnum = NULL;
 }
 %typemap(freearg) (void *buf, size_t cap, size_t *got) {
