@@ -35,12 +35,15 @@ import sys
 import tempfile
 import threading
 import time
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 
-def size(text):
+def size(text: str) -> int:
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     mult = units.get(text[-1:].upper(), 1)
     try:
@@ -50,7 +53,7 @@ def size(text):
             f"want a size like 1000, 256K or 64M, not {text!r}") from None
 
 
-def parse_args():
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         description="retls demo: non-blocking writes through a small send "
                     "buffer, checked end to end")
@@ -80,27 +83,27 @@ except ImportError as e:
              f"./run.sh demo does, or cmake -S . -B build && cmake --build build")
 
 TTY = sys.stdout.isatty()
-FAILURES = []
+FAILURES: list[str] = []
 
 
-def check(ok, what):
+def check(ok: bool, what: str) -> bool:
     print(f"  {'check':18} {what}: {'OK' if ok else 'FAILED'}")
     if not ok:
         FAILURES.append(what)
     return ok
 
 
-def row(name, value):
+def row(name: str, value: str) -> None:
     print(f"  {name:18} {value}")
 
 
-def mib(n):
+def mib(n: float) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
 # ---- the certificate and the server ----------------------------------------
 
-def make_certificate(d):
+def make_certificate(d: str) -> tuple[str, str]:
     cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -115,14 +118,14 @@ class Server:
     """examples/python/digest_server.py in a subprocess (its own process,
     so client and server each get a core)."""
 
-    def __init__(self, cert, key, count):
+    def __init__(self, cert: str, key: str, count: int) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, "python", "digest_server.py"),
              "--cert", cert, "--key", key, "--count", str(count),
              "--timeout", "60"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env=dict(os.environ, PYTHONPATH=PYMOD))
-        self.lines = []
+        self.lines: list[str] = []
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
         first = self.next_line(10)
@@ -130,7 +133,8 @@ class Server:
             raise RuntimeError(f"digest_server did not start: {first!r}")
         self.port = int(first.rsplit(":", 1)[1])
 
-    def _read(self):
+    def _read(self) -> None:
+        assert self.proc.stdout is not None  # stdout=PIPE
         for line in self.proc.stdout:
             with self.cond:
                 self.lines.append(line.strip())
@@ -139,21 +143,21 @@ class Server:
             self.lines.append("")  # EOF
             self.cond.notify_all()
 
-    def next_line(self, timeout):
+    def next_line(self, timeout: float) -> str:
         with self.cond:
             if not self.cond.wait_for(lambda: self.lines, timeout):
                 raise TimeoutError("the server said nothing for "
                                    f"{timeout} s")
             return self.lines.pop(0)
 
-    def served(self):
+    def served(self) -> dict[str, str]:
         """Parse the server's line about the connection that just ended."""
         line = self.next_line(30)
         if not line.startswith("served: "):
             raise RuntimeError(f"server: {line}")
         return dict(f.split("=", 1) for f in line.split()[1:])
 
-    def stop(self):
+    def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
@@ -169,11 +173,11 @@ class Progress:
     """A live line (bytes, MB/s) on a terminal; a few plain lines when the
     output is a file, so a captured run stays readable."""
 
-    def __init__(self, total):
+    def __init__(self, total: int) -> None:
         self.total, self.t0 = total, time.monotonic()
         self.last, self.next_mark = 0.0, 0.25
 
-    def update(self, done, force=False):
+    def update(self, done: int, force: bool = False) -> None:
         now = time.monotonic()
         secs = max(now - self.t0, 1e-9)
         line = (f"  {'progress':18} {mib(done):>10} of {mib(self.total)}"
@@ -187,13 +191,13 @@ class Progress:
             while self.next_mark * self.total <= done:
                 self.next_mark += 0.25
 
-    def done(self, total):
+    def done(self, total: int) -> None:
         if TTY:
             self.update(total, force=True)
             print()
 
 
-def python_client(port, cafile):
+def python_client(port: int, cafile: str) -> dict[str, Any]:
     """Push O.size bytes through a non-blocking socket; return a report."""
     data = os.urandom(O.size)
     sent_sha = hashlib.sha256(data).hexdigest()
@@ -209,13 +213,13 @@ def python_client(port, cafile):
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ)
 
-    def wait(want):
+    def wait(want: str) -> None:
         sel.modify(sock, selectors.EVENT_WRITE if want == "write"
                    else selectors.EVENT_READ)
         if not sel.select(30):
             raise TimeoutError("the socket was not ready for 30 s")
 
-    def call(op):
+    def call(op: Callable[[], T]) -> T:
         """op() until it stops asking to wait."""
         while True:
             try:
@@ -258,7 +262,7 @@ def python_client(port, cafile):
 
 # ---- 2. the Lua client -----------------------------------------------------
 
-def lua_client(port, cafile):
+def lua_client(port: int, cafile: str) -> dict[str, Any]:
     lua = shutil.which("lua5.4")
     so = os.path.join(O.build_dir, "lua", "retls_core.so")
     if lua is None or not os.path.exists(so):
@@ -283,7 +287,8 @@ def lua_client(port, cafile):
     out = p.stdout.decode(errors="replace").strip().splitlines()
     if p.returncode != 0 or not out:
         raise RuntimeError(f"the Lua client failed (exit {p.returncode})")
-    r = dict(f.split("=", 1) for f in out[-1].split() if "=" in f)
+    r: dict[str, Any] = dict(f.split("=", 1) for f in out[-1].split()
+                             if "=" in f)
     for k in ("sent", "writes", "want_write", "want_read", "retries",
               "mismatches", "received"):
         r[k] = int(r[k])
@@ -291,7 +296,7 @@ def lua_client(port, cafile):
     return r
 
 
-def report(r, served):
+def report(r: dict[str, Any], served: dict[str, str]) -> None:
     row("bytes sent", f"{r['sent']:,} ({mib(r['sent'])})")
     row("time", f"{r['seconds']:.2f} s")
     row("throughput", f"{r['sent'] / max(r['seconds'], 1e-9) / 1e6:.1f} MB/s")
@@ -310,7 +315,7 @@ def report(r, served):
 
 # ---- 3. the retry contract -------------------------------------------------
 
-def wrong_retry():
+def wrong_retry() -> None:
     capacity = 16 << 10
     client, server = retls.pair(capacity=capacity)
     first = os.urandom(64 << 10)
@@ -357,7 +362,7 @@ def wrong_retry():
 
 # ---- main ------------------------------------------------------------------
 
-def main():
+def main() -> int:
     print(f"retls {retls.__version__} demo  ({retls.OPENSSL_VERSION}, "
           f"Python {sys.version.split()[0]})")
     with tempfile.TemporaryDirectory(prefix="retls-demo-") as d:

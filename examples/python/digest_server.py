@@ -30,7 +30,7 @@ import sys
 import retls
 
 
-def serve_one(ctx, sock):
+def serve_one(ctx: retls.Context, sock: socket.socket) -> None:
     """One client: handshake, read to close_notify, reply, close."""
     sock.setblocking(True)  # a blocking retls connection on this socket
     with retls.Connection(ctx, sock) as conn:
@@ -51,7 +51,7 @@ def serve_one(ctx, sock):
               f"version={conn.version} cipher={conn.cipher}", flush=True)
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cert", required=True, help="certificate (PEM)")
     ap.add_argument("--key", required=True, help="private key (PEM)")

@@ -28,7 +28,7 @@ import urllib.parse
 import retls
 
 
-def main():
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("url", help="https://HOST[:PORT]/PATH")
     ap.add_argument("--cafile", help="trust this CA (default: system store)")

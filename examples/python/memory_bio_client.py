@@ -25,11 +25,14 @@ import hashlib
 import os
 import socket
 import sys
+from typing import Callable, TypeVar
 
 import retls
 
+T = TypeVar("T")
 
-def main():
+
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("host")
     ap.add_argument("port", type=int)
@@ -45,7 +48,7 @@ def main():
     sock = socket.create_connection((o.host, o.port), timeout=o.timeout)
     moved = {"out": 0, "in": 0}
 
-    def send_records():
+    def send_records() -> None:
         """Move every TLS record the connection produced to the server."""
         while True:
             records = conn.bio_read()
@@ -54,7 +57,7 @@ def main():
             sock.sendall(records)
             moved["out"] += len(records)
 
-    def receive_records():
+    def receive_records() -> None:
         """Feed the server's next bytes into the connection."""
         data = sock.recv(65536)
         if not data:
@@ -63,7 +66,7 @@ def main():
         conn.bio_write(data)
         moved["in"] += len(data)
 
-    def drive(op):
+    def drive(op: Callable[[], T]) -> T:
         """Run op() until it completes, moving ciphertext as it asks."""
         while True:
             try:

@@ -37,7 +37,7 @@ import time
 import retls
 
 
-def size(text):
+def size(text: str) -> int:
     """'16M', '256K', '1000' -> bytes."""
     units = {"K": 1 << 10, "M": 1 << 20}
     mult = units.get(text[-1:].upper(), 1)
@@ -48,7 +48,7 @@ def size(text):
             f"want a size like 1000, 256K or 16M, not {text!r}") from None
 
 
-def make_data(n, text):
+def make_data(n: int, text: bool) -> bytearray:
     data = bytearray(os.urandom(n))
     if text:  # 128 hex digits and a newline per line, newline at the end
         data = bytearray(data.translate(bytes(b"0123456789abcdef"[b & 15]
@@ -59,7 +59,7 @@ def make_data(n, text):
     return data
 
 
-def main():
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("host")
     ap.add_argument("port", type=int)
@@ -98,7 +98,7 @@ def main():
     sel = selectors.DefaultSelector()
     sel.register(sock, selectors.EVENT_READ)
 
-    def wait(want):
+    def wait(want: str | None) -> int:
         """Wait until the socket is ready for what the connection asked
         for; we always want to read too (echo, renegotiation)."""
         events = selectors.EVENT_READ
@@ -110,7 +110,7 @@ def main():
             raise TimeoutError(f"nothing happened for {o.timeout} s")
         return ready[0][1]
 
-    def drain():
+    def drain() -> bool:
         """Read what is readable now.  False once the server said goodbye."""
         nonlocal rx_bytes
         while True:

@@ -33,11 +33,11 @@ import retls
 CHUNK = 32 << 10
 
 
-def say(who, what):
+def say(who: str, what: str) -> None:
     print(f"  {who:7} {what}")
 
 
-def drain(conn):
+def drain(conn: retls.Connection) -> bytes:
     """Everything readable now (b"" if nothing)."""
     got = bytearray()
     while True:
@@ -47,7 +47,7 @@ def drain(conn):
             return bytes(got)
 
 
-def run(version):
+def run(version: str) -> tuple[bool, int]:
     print(f"{version}:")
     client_ctx = retls.Context("client", verify=False,
                                min_version=version, max_version=version)
@@ -55,7 +55,7 @@ def run(version):
     say("", f"handshake done: {client.version}")
     sent, received = bytearray(), bytearray()
 
-    def client_write(data):
+    def client_write(data: bytes) -> None:
         try:
             client.write(data)
             say("client", f"write({len(data)}) -> ok")
@@ -110,7 +110,7 @@ def run(version):
     return ok, st["want_read"]
 
 
-def main():
+def main() -> int:
     ok12, wr12 = run("TLSv1.2")
     ok13, wr13 = run("TLSv1.3")
     print(f"summary: tls12_want_read={wr12} tls13_want_read={wr13} "

@@ -288,8 +288,15 @@ class Connection:
 
     def write(self, data):
         """Write a bytes-like object; returns the bytes taken (all of them
-        unless the context has partial_write).  WantRead/WantWrite: the
-        connection keeps the bytes; flush() (or the same write) later."""
+        unless the context has partial_write).
+
+        The retry contract: when the transport is not ready the write
+        raises WantRead/WantWrite and the connection keeps a copy of the
+        pending bytes, so your buffer may be dropped or changed.  Wait for
+        the socket (memory mode: move ciphertext), then call flush(), or
+        write() again with the same bytes.  A write with other bytes while
+        one is pending raises RetryMismatch and sends nothing.
+        """
         return self._c.write(data)
 
     def flush(self):

@@ -1,0 +1,143 @@
+# Type information for the retls package (PEP 561: py.typed beside it).
+# The runtime is __init__.py over the SWIG module _core; this stub covers
+# the public API.  tests/packaging checks it against the runtime with
+# mypy's stubtest and type-checks the examples with `mypy --strict`.
+import builtins
+import os
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Final, Literal, Protocol
+
+from typing_extensions import Buffer, Self
+
+__all__ = [
+    "Context", "Connection", "connect", "pair",
+    "Error", "WantIO", "WantRead", "WantWrite", "RetryMismatch",
+    "ZeroReturn", "SSLError", "VerifyError", "Closed", "WritePending",
+    "ArgumentError", "OPENSSL_VERSION",
+]
+
+__version__: Final[str]
+OPENSSL_VERSION: Final[str]
+
+_Path = str | os.PathLike[str]
+
+class _HasFileno(Protocol):
+    def fileno(self) -> int: ...
+
+# ---- exceptions -------------------------------------------------------------
+
+class Error(OSError): ...
+class WantIO(Error): ...
+class WantRead(WantIO): ...
+
+class WantWrite(WantIO):
+    bytes_sent: int
+
+class RetryMismatch(Error, ValueError): ...
+class ZeroReturn(Error): ...
+class EOFError(Error, builtins.EOFError): ...
+class SSLError(Error): ...
+class VerifyError(SSLError): ...
+class Closed(Error): ...
+class WritePending(Error): ...
+class TimeoutError(Error, builtins.TimeoutError): ...
+class ArgumentError(Error, ValueError): ...
+
+# ---- contexts ---------------------------------------------------------------
+
+class Context:
+    role: Literal["client", "server"]
+    def __init__(
+        self,
+        role: Literal["client", "server"] = "client",
+        *,
+        verify: bool | None = None,
+        cafile: _Path | None = None,
+        capath: _Path | None = None,
+        certfile: _Path | None = None,
+        keyfile: _Path | None = None,
+        min_version: str | None = "TLSv1.2",
+        max_version: str | None = None,
+        ciphers: str | None = None,
+        ciphersuites: str | None = None,
+        alpn: Iterable[str] | None = None,
+        keylog: _Path | None = None,
+        partial_write: bool = False,
+        auto_retry: bool = True,
+        renegotiation: bool = True,
+    ) -> None: ...
+    def use_selfsigned(self, common_name: str = "localhost") -> None: ...
+
+# ---- connections ------------------------------------------------------------
+
+class Connection:
+    context: Context | None
+    def __init__(
+        self,
+        ctx: Context,
+        sock: _HasFileno | int | None = None,
+        *,
+        server_hostname: str | None = None,
+        capacity: int = 65536,
+    ) -> None: ...
+    # the write path
+    def write(self, data: Buffer) -> int: ...
+    def flush(self) -> int: ...
+    @property
+    def pending_write(self) -> int: ...
+    @property
+    def want(self) -> Literal["read", "write"] | None: ...
+    def sendall(self, data: Buffer) -> None: ...
+    # reading, handshake, closing
+    def read(self, n: int = 16384) -> bytes: ...
+    @property
+    def pending_read(self) -> int: ...
+    def do_handshake(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def close(self, *, discard: bool = False) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def renegotiate(self) -> None: ...
+    def key_update(self, request_peer: bool = False) -> None: ...
+    # memory mode
+    def bio_write(self, data: Buffer) -> int: ...
+    def bio_read(self, n: int = -1) -> bytes: ...
+    @property
+    def bio_pending(self) -> int: ...
+    def bio_write_eof(self) -> None: ...
+    # information
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def cipher(self) -> str | None: ...
+    @property
+    def alpn_protocol(self) -> str | None: ...
+    @property
+    def peer_certificate(self) -> bytes | None: ...
+    @property
+    def stats(self) -> dict[str, int]: ...
+    @property
+    def established(self) -> bool: ...
+    def fileno(self) -> int: ...
+
+def connect(
+    host: str,
+    port: int,
+    ctx: Context | None = None,
+    *,
+    server_hostname: str | None = None,
+    timeout: float | None = None,
+) -> Connection: ...
+def pair(
+    client_ctx: Context | None = None,
+    server_ctx: Context | None = None,
+    *,
+    capacity: int = 16384,
+    handshake: bool = True,
+) -> tuple[Connection, Connection]: ...
