@@ -42,8 +42,9 @@ fi
 if ! "$PY" -c 'import setuptools' 2>/dev/null; then
   "$PY" -m pip install -q setuptools
 fi
-# `pip install .` (tests/python/test_packaging.py) builds a wheel without
-# build isolation, so setuptools needs the wheel package next to it.
-if ! "$PY" -c 'import wheel' 2>/dev/null; then
-  "$PY" -m pip install -q wheel
+# tests/packaging: `python -m build` makes the sdist; mypy type-checks the
+# examples against the stub (--strict) and the stub against the module.
+if ! "$PY" -I -c 'import build, mypy' 2>/dev/null; then  # -I: not ./build/
+  echo "setup: installing build and mypy for $PY"
+  "$PY" -m pip install -q build mypy
 fi
