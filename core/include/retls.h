@@ -245,6 +245,15 @@ int retls_connect(retls_conn **out, retls_ctx *ctx, const char *host,
                   int port, int timeout_ms, const char *server_name);
 
 /**
+ * Name the server of a client connection before its handshake starts:
+ * the SNI sent and the name (or IP address) the certificate is verified
+ * against, replacing the server_name given at creation.  RETLS_BAD_ARG on
+ * a server connection, for an empty name, or once the handshake started.
+ * (LuaSec's conn:sni(name) is called between wrap and handshake.)
+ */
+int retls_conn_set_server_name(retls_conn *conn, const char *server_name);
+
+/**
  * Memory mode: no socket.  The caller moves ciphertext itself with
  * retls_conn_bio_write() (bytes from the peer) and retls_conn_bio_read()
  * (bytes for the peer), as CPython's SSLObject does.  capacity bounds the

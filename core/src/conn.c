@@ -19,6 +19,21 @@ static int is_ip_literal(const char *s) {
   return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
+/* Name the server: SNI and the name verification checks.  IP addresses
+ * are checked against iPAddress SANs and, by RFC 6066, never sent as SNI.
+ * Replaces an earlier name (SSL_set1_host replaces, the IP is overwritten,
+ * and the SNI of an IP clears the one of an earlier hostname).  1 on
+ * success. */
+static int apply_server_name(SSL *ssl, const char *server_name) {
+  if (is_ip_literal(server_name))
+    return SSL_set_tlsext_host_name(ssl, NULL) &&
+           SSL_set1_host(ssl, NULL) &&
+           X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), server_name);
+  return X509_VERIFY_PARAM_set1_ip(SSL_get0_param(ssl), NULL, 0) &&
+         SSL_set_tlsext_host_name(ssl, server_name) &&
+         SSL_set1_host(ssl, server_name);
+}
+
 /* Make a connection in state OPEN with its SSL object but no BIO yet.
  * Creation failures are explained in ctx's last error, as there is no
  * connection to hold them. */
@@ -58,17 +73,7 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
   if (ctx->role == RETLS_CLIENT) {
     SSL_set_connect_state(conn->ssl);
     if (server_name != NULL) {
-      int ok;
-      if (is_ip_literal(server_name)) {
-        /* IP addresses are checked against iPAddress SANs and, by RFC
-         * 6066, never sent as SNI. */
-        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(conn->ssl),
-                                           server_name);
-      } else {
-        ok = SSL_set_tlsext_host_name(conn->ssl, server_name) &&
-             SSL_set1_host(conn->ssl, server_name);
-      }
-      if (!ok) {
+      if (!apply_server_name(conn->ssl, server_name)) {
         char what[RETLS__DETAIL_MAX];
         SSL_free(conn->ssl);
         free(conn);
@@ -89,6 +94,34 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
  * timeout) reports an expired timeout as EAGAIN, which OpenSSL turns into
  * WANT_*; for a blocking caller that is a timeout.  If the caller has made
  * the socket non-blocking since, WANT_* is just WANT_*. */
+int retls_conn_set_server_name(retls_conn *conn, const char *server_name) {
+  int status;
+  if (conn == NULL)
+    return RETLS_BAD_ARG;
+  if ((status = retls__check_usable(conn)) != RETLS_OK)
+    return status;
+  if (retls_ctx_role(conn->ctx) != RETLS_CLIENT)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "set_server_name: the server name is for client "
+                            "connections only");
+  if (server_name == NULL || *server_name == '\0')
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "set_server_name: a hostname or IP address "
+                            "expected, got an empty name");
+  /* Once the ClientHello is out, the SNI cannot change and the peer's
+   * certificate may already have been checked against the old name. */
+  if (!SSL_in_before(conn->ssl))
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "set_server_name: the handshake has started; "
+                            "name the server before it");
+  ERR_clear_error();
+  if (!apply_server_name(conn->ssl, server_name))
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "set_server_name: bad server hostname '%s'",
+                            server_name);
+  return RETLS_OK;
+}
+
 int retls__conn_status_from_want(retls_conn *conn, int status) {
   if ((status == RETLS_WANT_READ || status == RETLS_WANT_WRITE) &&
       conn->timeout_ms > 0 && conn->fd >= 0 &&
