@@ -1,5 +1,6 @@
 -- luarocks make: builds the SWIG Lua module with CMake (like luv) and
--- installs retls_core.so and retls.lua into the rocks tree.
+-- installs retls_core.so, retls.lua and retls/luasec.lua into the
+-- rocks tree.
 -- Needs: a C compiler, CMake >= 3.18, SWIG >= 4.0, OpenSSL >= 3.0 headers
 -- (Debian: build-essential cmake swig libssl-dev).
 rockspec_format = "3.0"
@@ -39,6 +40,9 @@ build = {
   install_pass = false,
   install = {
     lib = { retls_core = "build.luarocks/lua/retls_core.so" },
-    lua = { retls = "bindings/lua/retls.lua" },
+    lua = {
+      retls = "bindings/lua/retls.lua",
+      ["retls.luasec"] = "bindings/lua/retls/luasec.lua",
+    },
   },
 }

@@ -599,6 +599,428 @@ static int retls_lua_raise(lua_State *L) {
   free(scratch$argnum);
 }
 
+/* ======================================================================== */
+/* LUASEC METHODS (issue 14): LuaSec's socket protocol on connections       */
+/* ======================================================================== */
+/*
+ * send / receive / settimeout / dohandshake / dirty / getpeername /
+ * getsockname as lua_CFunctions that retls.lua puts straight into the
+ * connection's method table: conn:send(...) is one table lookup and one C
+ * call.  They never raise for I/O; they return LuaSec's results
+ * (nil, "wantread" | "wantwrite" | "timeout" | "closed" | message [, last]).
+ *
+ * Per-connection state (the timeouts and what receive() read ahead) lives
+ * in a small userdata in the connection object's field _ls; ls_self() is
+ * the one place that knows how to find it and the C connection.
+ */
+%{
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <time.h>
+#include <sys/socket.h>
+
+/* One TLS record: what send() hands the core per call, so last_index
+ * advances record by record and a pending copy is at most one record. */
+#define RETLS_LS_CHUNK 16384
+#define RETLS_LS_MT "retls.luasec_state"
+/* ls_wait() failed: errno says why (a pseudo-status, never from the core) */
+#define RETLS_LS_POLL_FAILED 100
+
+typedef struct {
+  double block;  /* settimeout(t [, "b"]): longest single wait; < 0 none */
+  double total;  /* settimeout(t, "t"): longest whole call; < 0 none */
+  int poll_errno;
+  char *rbuf;    /* decrypted bytes receive() read past a line's end */
+  size_t rpos, rlen, rcap;
+} retls_ls;
+
+static int ls_gc(lua_State *L) {
+  retls_ls *st = (retls_ls *)lua_touserdata(L, 1);
+  if (st != NULL) {
+    free(st->rbuf);
+    st->rbuf = NULL;
+    st->rpos = st->rlen = st->rcap = 0;
+  }
+  return 0;
+}
+
+/* The C connection of self (argument 1) and its LuaSec state, made on
+ * first use.  Blocking by default, as a LuaSec connection is. */
+static retls_conn *ls_self(lua_State *L, retls_ls **out) {
+  void *p = NULL;
+  retls_ls *st;
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_pushliteral(L, "_c");
+    lua_rawget(L, 1);
+    if (!SWIG_IsOK(SWIG_ConvertPtr(L, -1, &p, SWIGTYPE_p_retls_conn, 0)))
+      p = NULL;
+    lua_pop(L, 1);
+  }
+  if (p == NULL)
+    luaL_error(L, "bad self (retls connection expected, got %s; call it "
+                  "as conn:method(...))", luaL_typename(L, 1));
+  if (out != NULL) {
+    lua_pushliteral(L, "_ls");
+    lua_rawget(L, 1);
+    st = (retls_ls *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (st == NULL) {
+      st = (retls_ls *)lua_newuserdata(L, sizeof(*st));
+      memset(st, 0, sizeof(*st));
+      st->block = st->total = -1;
+      if (luaL_newmetatable(L, RETLS_LS_MT)) {
+        lua_pushcfunction(L, ls_gc);
+        lua_setfield(L, -2, "__gc");
+      }
+      lua_setmetatable(L, -2);
+      lua_pushliteral(L, "_ls");
+      lua_insert(L, -2);
+      lua_rawset(L, 1);
+    }
+    *out = st;
+  }
+  return (retls_conn *)p;
+}
+
+static double ls_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wait until the socket is ready for what status asks (WANT_READ /
+ * WANT_WRITE), as settimeout() allows.  0: ready, 1: no time left (or a
+ * memory/pair connection, which has nothing to wait on), -1: poll failed
+ * (st->poll_errno). */
+static int ls_wait(retls_conn *conn, retls_ls *st, int status, double start) {
+  struct pollfd pfd;
+  int fd = retls_conn_fileno(conn), ms = -1, rc;
+  if (fd < 0)
+    return 1;
+  if (st->block >= 0 || st->total >= 0) {
+    double left = st->block;
+    if (st->total >= 0) {
+      double t = st->total - (ls_now() - start);
+      if (left < 0 || t < left)
+        left = t;
+    }
+    if (left <= 0)
+      return 1;
+    ms = left * 1000 >= INT_MAX ? INT_MAX : (int)(left * 1000 + 0.999);
+  }
+  pfd.fd = fd;
+  pfd.events = status == RETLS_WANT_READ ? POLLIN : POLLOUT;
+  pfd.revents = 0;
+  do
+    rc = poll(&pfd, 1, ms);
+  while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    st->poll_errno = errno;
+    return -1;
+  }
+  return rc == 0 ? 1 : 0;
+}
+
+/* Run op until it is done or settimeout() says stop waiting. */
+#define LS_RETRY(status, op, conn, st, start)                               \
+  for (;;) {                                                                \
+    int rc_;                                                                \
+    (status) = (op);                                                        \
+    if ((status) != RETLS_WANT_READ && (status) != RETLS_WANT_WRITE)        \
+      break;                                                                \
+    rc_ = ls_wait((conn), (st), (status), (start));                         \
+    if (rc_ > 0)                                                            \
+      break;                                                                \
+    if (rc_ < 0) {                                                          \
+      (status) = RETLS_LS_POLL_FAILED;                                      \
+      break;                                                                \
+    }                                                                       \
+  }
+
+/* LuaSec's error strings. */
+static void ls_push_error(lua_State *L, retls_conn *conn, retls_ls *st,
+                          int status) {
+  const char *detail;
+  switch (status) {
+  case RETLS_WANT_READ: lua_pushliteral(L, "wantread"); return;
+  case RETLS_WANT_WRITE: lua_pushliteral(L, "wantwrite"); return;
+  case RETLS_TIMEOUT: lua_pushliteral(L, "timeout"); return;
+  /* LuaSec reports the peer's close_notify and a bare EOF alike */
+  case RETLS_ZERO_RETURN: case RETLS_EOF: case RETLS_CLOSED:
+    lua_pushliteral(L, "closed");
+    return;
+  case RETLS_LS_POLL_FAILED:
+    lua_pushstring(L, strerror(st->poll_errno));
+    return;
+  default:
+    detail = retls_conn_last_error(conn);
+    lua_pushstring(L, *detail ? detail : retls_strerror(status));
+  }
+}
+
+/* conn:send(data [, i [, j]]) -> last_index | nil, err, last_index
+ * A want stops with the record in flight kept by the core; sending the
+ * same data again from last_index + 1 hands the core the same bytes,
+ * which resumes it.  Other or fewer bytes there get the core's
+ * retry-mismatch error and nothing is sent. */
+static int retls_lua_send(lua_State *L) {
+  retls_ls *st;
+  retls_conn *conn = ls_self(L, &st);
+  size_t len, sent = 0;
+  const char *data = luaL_checklstring(L, 2, &len);
+  double i = luaL_optnumber(L, 3, 1), j = luaL_optnumber(L, 4, -1);
+  double start = st->total >= 0 ? ls_now() : 0;
+  int status = RETLS_OK;
+  if (i < 0) i = (double)len + i + 1;
+  if (j < 0) j = (double)len + j + 1;
+  if (i < 1) i = 1;
+  if (j > (double)len) j = (double)len;
+  i = (double)(long long)i;
+  j = (double)(long long)j;
+  if (i <= j) {
+    const char *p = data + (size_t)i - 1;
+    size_t n = (size_t)(j - i) + 1;
+    while (sent < n) {
+      size_t chunk = n - sent, pend = retls_conn_pending_write(conn), w = 0;
+      if (pend > 0) {
+        if (chunk > pend)
+          chunk = pend; /* the pending record, or fewer bytes: mismatch */
+      } else if (chunk > RETLS_LS_CHUNK) {
+        chunk = RETLS_LS_CHUNK;
+      }
+      LS_RETRY(status, retls_conn_write(&w, conn, p + sent, chunk), conn, st,
+               start);
+      if (status != RETLS_OK)
+        break;
+      sent += w;
+    }
+  }
+  if (status == RETLS_OK) {
+    lua_pushinteger(L, (lua_Integer)(i - 1 + (double)sent));
+    lua_pushnil(L);
+    lua_pushnil(L);
+  } else {
+    lua_pushnil(L);
+    ls_push_error(L, conn, st, status);
+    lua_pushinteger(L, (lua_Integer)(i - 1 + (double)sent));
+  }
+  return 3;
+}
+
+/* Read one more chunk behind what st holds. */
+static int ls_fill(retls_conn *conn, retls_ls *st, double start) {
+  size_t got = 0;
+  int status;
+  if (st->rpos == st->rlen) {
+    st->rpos = st->rlen = 0;
+  } else if (st->rpos > 0) {
+    memmove(st->rbuf, st->rbuf + st->rpos, st->rlen - st->rpos);
+    st->rlen -= st->rpos;
+    st->rpos = 0;
+  }
+  if (st->rcap - st->rlen < RETLS_LS_CHUNK) {
+    size_t cap = st->rlen + RETLS_LS_CHUNK;
+    char *b = (char *)realloc(st->rbuf, cap);
+    if (b == NULL)
+      return RETLS_NOMEM;
+    st->rbuf = b;
+    st->rcap = cap;
+  }
+  LS_RETRY(status, retls_conn_read(&got, conn, st->rbuf + st->rlen,
+                                   RETLS_LS_CHUNK), conn, st, start);
+  if (status == RETLS_OK)
+    st->rlen += got;
+  return status;
+}
+
+/* Add s[0..n) to b without its CRs (LuaSocket's "*l" drops them all). */
+static void ls_add_nocr(luaL_Buffer *b, const char *s, size_t n) {
+  while (n > 0) {
+    const char *cr = (const char *)memchr(s, '\r', n);
+    size_t k = cr ? (size_t)(cr - s) : n;
+    luaL_addlstring(b, s, k);
+    if (cr == NULL)
+      break;
+    s += k + 1;
+    n -= k + 1;
+  }
+}
+
+/* conn:receive([pattern [, prefix]]) -> data | nil, err, partial
+ * LuaSocket's patterns: "*l" / "l" (a line, LF or CRLF, without it),
+ * "*a" / "a" (until the peer closes), a number of bytes.  prefix is put
+ * in front of what is read (copas passes the last partial back). */
+static int retls_lua_receive(lua_State *L) {
+  retls_ls *st;
+  retls_conn *conn = ls_self(L, &st);
+  size_t plen, total = 0;
+  const char *prefix = luaL_optlstring(L, 3, "", &plen);
+  double start = st->total >= 0 ? ls_now() : 0;
+  int status = RETLS_OK, kind;
+  size_t wanted = 0;
+  luaL_Buffer b;
+  if (lua_type(L, 2) == LUA_TNUMBER) {
+    double n = lua_tonumber(L, 2);
+    luaL_argcheck(L, n >= 0, 2, "invalid receive pattern");
+    kind = 'n';
+    wanted = (size_t)n;
+  } else {
+    const char *p = luaL_optstring(L, 2, "*l");
+    if (p[0] == '*')
+      p++;
+    kind = p[0];
+    luaL_argcheck(L, kind == 'l' || kind == 'a', 2, "invalid receive pattern");
+  }
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, prefix, plen);
+  if (kind == 'l') {
+    for (;;) {
+      const char *s = st->rbuf + st->rpos;
+      size_t avail = st->rlen - st->rpos;
+      const char *nl = avail ? (const char *)memchr(s, '\n', avail) : NULL;
+      if (nl != NULL) {
+        ls_add_nocr(&b, s, (size_t)(nl - s));
+        st->rpos += (size_t)(nl - s) + 1;
+        break;
+      }
+      ls_add_nocr(&b, s, avail);
+      st->rpos = st->rlen;
+      if ((status = ls_fill(conn, st, start)) != RETLS_OK)
+        break;
+    }
+  } else if (kind == 'a') {
+    for (;;) {
+      size_t avail = st->rlen - st->rpos;
+      luaL_addlstring(&b, st->rbuf + st->rpos, avail);
+      total += avail;
+      st->rpos = st->rlen;
+      if ((status = ls_fill(conn, st, start)) != RETLS_OK)
+        break;
+    }
+    if (status == RETLS_ZERO_RETURN || status == RETLS_EOF)
+      status = total > 0 ? RETLS_OK : RETLS_CLOSED;
+  } else if (plen == 0 || wanted > plen) {
+    size_t need = wanted - plen;
+    for (;;) {
+      size_t avail = st->rlen - st->rpos, take = avail < need ? avail : need;
+      luaL_addlstring(&b, st->rbuf + st->rpos, take);
+      st->rpos += take;
+      need -= take;
+      if (need == 0)
+        break;
+      if ((status = ls_fill(conn, st, start)) != RETLS_OK)
+        break;
+    }
+  }
+  luaL_pushresult(&b);
+  if (status == RETLS_OK) {
+    lua_pushnil(L);
+    lua_pushnil(L);
+  } else {
+    ls_push_error(L, conn, st, status); /* data, err */
+    lua_pushvalue(L, -2);               /* data, err, partial */
+    lua_pushnil(L);
+    lua_replace(L, -4);                 /* nil, err, partial */
+  }
+  return 3;
+}
+
+/* conn:settimeout(t [, mode]) -> 1.  nil or negative: no limit (block,
+ * waiting in poll), 0: never wait, t > 0: wait up to t seconds for each
+ * wait ("b", the default) or for the whole call ("t").  The socket is made
+ * non-blocking, as LuaSocket keeps every socket, so a retls.connect
+ * connection behaves the same. */
+static int retls_lua_settimeout(lua_State *L) {
+  retls_ls *st;
+  retls_conn *conn = ls_self(L, &st);
+  double t = luaL_optnumber(L, 2, -1);
+  const char *mode = luaL_optstring(L, 3, "b");
+  int fd = retls_conn_fileno(conn), fl;
+  if (t < 0 || t != t)
+    t = -1;
+  switch (mode[0]) {
+  case 'b': st->block = t; break;
+  case 't': case 'r': st->total = t; break;
+  default: return luaL_argerror(L, 3, "invalid timeout mode");
+  }
+  if (fd >= 0 && (fl = fcntl(fd, F_GETFL)) >= 0 && !(fl & O_NONBLOCK))
+    fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+  lua_pushinteger(L, 1);
+  return 1;
+}
+
+/* conn:dohandshake() -> true | nil, err */
+static int retls_lua_dohandshake(lua_State *L) {
+  retls_ls *st;
+  retls_conn *conn = ls_self(L, &st);
+  double start = st->total >= 0 ? ls_now() : 0;
+  int status;
+  LS_RETRY(status, retls_conn_handshake(conn), conn, st, start);
+  if (status == RETLS_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  ls_push_error(L, conn, st, status);
+  return 2;
+}
+
+/* conn:dirty() -> true when a receive() can return without the socket
+ * being readable (bytes read ahead, or decrypted ones OpenSSL holds):
+ * socket.select() asks this before waiting. */
+static int retls_lua_dirty(lua_State *L) {
+  retls_ls *st;
+  retls_conn *conn = ls_self(L, &st);
+  lua_pushboolean(L, st->rpos < st->rlen || retls_conn_pending_read(conn) > 0);
+  return 1;
+}
+
+/* getpeername / getsockname -> address, port, family | nil, err */
+static int ls_name(lua_State *L, int peer) {
+  retls_conn *conn = ls_self(L, NULL);
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  char host[NI_MAXHOST], port[NI_MAXSERV];
+  int fd = retls_conn_fileno(conn), rc;
+  if (fd < 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
+  rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+            : getsockname(fd, (struct sockaddr *)&ss, &sl);
+  if (rc < 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, strerror(errno));
+    return 2;
+  }
+  rc = getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
+                   sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, gai_strerror(rc));
+    return 2;
+  }
+  lua_pushstring(L, host);
+  lua_pushinteger(L, (lua_Integer)strtol(port, NULL, 10));
+  lua_pushstring(L, ss.ss_family == AF_INET6 ? "inet6" : "inet");
+  return 3;
+}
+static int retls_lua_getpeername(lua_State *L) { return ls_name(L, 1); }
+static int retls_lua_getsockname(lua_State *L) { return ls_name(L, 0); }
+%}
+%native(luasec_send) int retls_lua_send(lua_State *L);
+%native(luasec_receive) int retls_lua_receive(lua_State *L);
+%native(luasec_settimeout) int retls_lua_settimeout(lua_State *L);
+%native(luasec_dohandshake) int retls_lua_dohandshake(lua_State *L);
+%native(luasec_dirty) int retls_lua_dirty(lua_State *L);
+%native(luasec_getpeername) int retls_lua_getpeername(lua_State *L);
+%native(luasec_getsockname) int retls_lua_getsockname(lua_State *L);
+/* ==== end of LUASEC METHODS ============================================== */
+
 #else
 #error "retls.i supports SWIG's -python and -lua targets only"
 #endif
@@ -796,6 +1218,9 @@ retls_result w_pair_new(retls_conn **out_client, retls_conn **out_server,
   }
   retls_result w_key_update(int request_peer) {
     return w_conn_rc($self, retls_conn_key_update($self, request_peer));
+  }
+  retls_result w_set_server_name(const char *server_name) {
+    return w_conn_rc($self, retls_conn_set_server_name($self, server_name));
   }
 
   /* memory mode */

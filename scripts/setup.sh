@@ -9,6 +9,9 @@ PACKAGES=(
   build-essential cmake pkg-config libssl-dev openssl swig
   lua5.4 liblua5.4-dev lua5.1 liblua5.1-0-dev lua5.3 liblua5.3-dev
   luajit libluajit-5.1-dev lua-busted lua-socket luarocks
+  # the LuaSec face (issue 14): LuaSec as peer and baseline, copas (Debian's
+  # is for Lua 5.1/LuaJIT only), cqueues
+  lua-sec lua-copas lua-cqueues
   gnutls-bin clang libclang-rt-14-dev valgrind
   python3-dev
 )

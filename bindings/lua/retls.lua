@@ -507,4 +507,61 @@ function M.pair(client_ctx, server_ctx, opts)
   return c, s
 end
 
+
+-- ---- LuaSec's socket methods (issue 14) -----------------------------------
+-- LuaSec's protocol on every connection, beside the raising API above:
+-- conn:send(data, i, j), conn:receive(pattern, prefix), settimeout,
+-- dohandshake, dirty: C functions from retls_core (bindings/retls.i,
+-- LUASEC METHODS), put straight into the method table.  They never raise
+-- for I/O and return LuaSec's results (README "Switching from LuaSec").
+-- getfd() and close() are the ones above.
+Conn.send = core.luasec_send
+Conn.receive = core.luasec_receive
+Conn.settimeout = core.luasec_settimeout
+Conn.dohandshake = core.luasec_dohandshake
+Conn.dirty = core.luasec_dirty
+Conn.getpeername = core.luasec_getpeername
+Conn.getsockname = core.luasec_getsockname
+
+--- conn:sni(hostname) -> true | nil, err: name the server before the
+-- handshake (the SNI sent and the name the certificate must carry).
+function Conn:sni(name)
+  if type(name) ~= "string" then
+    return nil, "sni: hostname string expected, got " .. type(name)
+  end
+  local ok, err = pcall(C(self, "sni").set_server_name, self._c, name)
+  if ok then return true end
+  return nil, type(err) == "table" and err.message or tostring(err)
+end
+
+--- conn:getpeercertificate([n]) -> the peer's certificate in DER, or nil
+-- (only the peer's own certificate, n = 1: no chain positions)
+function Conn:getpeercertificate(n)
+  if (n ~= nil and n ~= 1) or self._closed then return nil end
+  local ok, der = pcall(C(self, "getpeercertificate").peer_certificate, self._c)
+  return ok and der or nil
+end
+
+--- conn:getalpn() -> the negotiated ALPN protocol, or nil
+function Conn:getalpn()
+  local c = C(self, "getalpn")
+  return not self._closed and c:alpn() or nil
+end
+
+-- retls.luasec.wrap: a client or server connection over sock's
+-- descriptor that owns it, as LuaSec's wrap takes it over (closing the
+-- connection closes the descriptor; sock is left without one).
+function M._luasec_wrap(ctx, sock, server_name)
+  local fd = sock:getfd()
+  if type(fd) ~= "number" or fd < 0 then
+    return nil, "retls.luasec: the socket has no descriptor (closed?)"
+  end
+  local ok, c = pcall(core.conn_new_fd, ctx._c, fd, core.FD_OWN, server_name)
+  if not ok then
+    return nil, "retls.luasec: " .. (type(c) == "table" and c.message or tostring(c))
+  end
+  sock:setfd(-1)
+  return new_conn(c, ctx, ctx.role, "fd")
+end
+
 return M
