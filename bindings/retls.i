@@ -748,8 +748,10 @@ static void ls_push_error(lua_State *L, retls_conn *conn, retls_ls *st,
   case RETLS_WANT_READ: lua_pushliteral(L, "wantread"); return;
   case RETLS_WANT_WRITE: lua_pushliteral(L, "wantwrite"); return;
   case RETLS_TIMEOUT: lua_pushliteral(L, "timeout"); return;
-  /* LuaSec reports the peer's close_notify and a bare EOF alike */
-  case RETLS_ZERO_RETURN: case RETLS_EOF: case RETLS_CLOSED:
+  /* The peer's close_notify.  A bare EOF (RETLS_EOF) is not "closed":
+   * it may be a truncation, and LuaSec over OpenSSL 3 reports it with
+   * OpenSSL's message too ("unexpected eof while reading"). */
+  case RETLS_ZERO_RETURN: case RETLS_CLOSED:
     lua_pushliteral(L, "closed");
     return;
   case RETLS_LS_POLL_FAILED:
@@ -900,7 +902,7 @@ static int retls_lua_receive(lua_State *L) {
       if ((status = ls_fill(conn, st, start)) != RETLS_OK)
         break;
     }
-    if (status == RETLS_ZERO_RETURN || status == RETLS_EOF)
+    if (status == RETLS_ZERO_RETURN)
       status = total > 0 ? RETLS_OK : RETLS_CLOSED;
   } else if (plen == 0 || wanted > plen) {
     size_t need = wanted - plen;

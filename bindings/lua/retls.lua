@@ -548,6 +548,16 @@ function Conn:getalpn()
   return not self._closed and c:alpn() or nil
 end
 
+--- conn:info([field]): retls' info() table, which also carries LuaSec's
+-- name of the version (protocol); with a field name, that field alone.
+local retls_info = Conn.info
+function Conn:info(field)
+  local t = retls_info(self)
+  t.protocol = t.version
+  if field ~= nil then return t[field] end
+  return t
+end
+
 -- retls.luasec.wrap: a client or server connection over sock's
 -- descriptor that owns it, as LuaSec's wrap takes it over (closing the
 -- connection closes the descriptor; sock is left without one).
@@ -561,7 +571,22 @@ function M._luasec_wrap(ctx, sock, server_name)
     return nil, "retls.luasec: " .. (type(c) == "table" and c.message or tostring(c))
   end
   sock:setfd(-1)
-  return new_conn(c, ctx, ctx.role, "fd")
+  local conn = new_conn(c, ctx, ctx.role, "fd")
+  conn._luasec = true
+  return conn
+end
+
+-- LuaSec's close() sends the close_notify (retls' does not: shutdown() is
+-- separate), so connections from retls.luasec.wrap send it first, once,
+-- without waiting for the peer's.  A pending write still makes close()
+-- raise write_pending: those bytes were never sent (README).
+local retls_close = Conn.close
+function Conn:close(mode)
+  if rawget(self, "_luasec") and not self._closed and mode == nil then
+    local c = C(self, "close")
+    if c:pending_write() == 0 then pcall(c.shutdown, c) end
+  end
+  return retls_close(self, mode)
 end
 
 return M

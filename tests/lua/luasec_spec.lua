@@ -1,0 +1,388 @@
+-- LuaSec's face (issue 14): require "retls.luasec" with LuaSec's params,
+-- and LuaSec's socket methods on retls connections, against real LuaSec
+-- (Debian's lua-sec) in both roles, openssl s_server, and a LuaSec program
+-- run with only its require changed.  Every server is started and stopped
+-- here; every loop is bounded.
+local retls = require "retls"
+local lssl = require "retls.luasec"
+local ssl = require "ssl" -- the real LuaSec, as the peer
+local socket = require "socket"
+local H = require "helpers"
+local F = require "luasec_fixtures"
+
+local pki
+setup(function() pki = H.make_pki(H.tmpdir()) end)
+teardown(function() H.rmdir(pki.dir) end)
+
+-- A retls.luasec client and a LuaSec server (or the reverse) over TCP,
+-- both non-blocking, handshake done through F.run.
+local function connected(client_lib, server_lib, cextra, sextra, sndbuf)
+  local a, b = F.tcp_pair(sndbuf)
+  local c = assert(client_lib.wrap(a, F.client_params(pki, cextra)))
+  local s = assert(server_lib.wrap(b, F.server_params(pki, sextra)))
+  c:settimeout(0)
+  s:settimeout(0)
+  local errs = {}
+  F.run({
+    function() errs[1] = select(2, F.handshake(c)) end,
+    function() errs[2] = select(2, F.handshake(s)) end,
+  }, 20)
+  assert(errs[1] == nil and errs[2] == nil,
+    ("handshake: client %s, server %s"):format(tostring(errs[1]), tostring(errs[2])))
+  return c, s, a, b
+end
+
+describe("retls.luasec.newcontext", function()
+  local function err_of(params)
+    local ctx, err = lssl.newcontext(params)
+    assert.is_nil(ctx)
+    return err
+  end
+
+  it("names every LuaSec parameter retls does not support", function()
+    for key, value in pairs({ password = "secret", certificates = {},
+        depth = 3, dhparam = function() end, curve = "prime256v1",
+        curveslist = "P-256", verifyext = { "lsec_continue" }, dane = true }) do
+      local p = F.client_params(pki)
+      p[key] = value
+      assert.matches("parameter '" .. key .. "'", err_of(p), 1, true)
+    end
+    assert.matches("unknown parameter 'verfy'",
+      err_of(F.client_params(pki, { verfy = "peer" })), 1, true)
+  end)
+
+  it("names the options it does not support, and why", function()
+    assert.matches("option 'all' is not supported: SSL_OP_ALL",
+      err_of(F.client_params(pki, { options = { "all", "no_sslv3" } })), 1, true)
+    assert.matches("option 'cipher_server_preference' is not supported",
+      err_of(F.server_params(pki, { options = "cipher_server_preference" })), 1, true)
+    assert.matches("option 'no_ticket' is not supported",
+      err_of(F.client_params(pki, { options = { "no_ticket" } })), 1, true)
+  end)
+
+  it("refuses what it cannot do the LuaSec way, with the way out", function()
+    assert.matches("'mode' must be \"client\" or \"server\"",
+      err_of({ protocol = "any" }), 1, true)
+    assert.matches("'protocol': \"sslv3\" is not supported",
+      err_of(F.client_params(pki, { protocol = "sslv3" })), 1, true)
+    assert.matches("fail_if_no_peer_cert",
+      err_of(F.server_params(pki, { verify = "peer" })), 1, true)
+    assert.matches("selection function is not supported",
+      err_of(F.server_params(pki, { alpn = function() return "h2" end })), 1, true)
+    assert.matches("'key' needs 'certificate'",
+      err_of({ mode = "server", key = pki.server_key }), 1, true)
+    assert.matches("leave no TLS version",
+      err_of(F.client_params(pki, { protocol = "tlsv1_3", options = "no_tlsv1_3" })), 1, true)
+    assert.matches("no such file",
+      err_of(F.client_params(pki, { cafile = pki.dir .. "/missing.pem" })):lower(), 1, true)
+  end)
+
+  it("wrap() takes a params table or a context, and returns nil, err like LuaSec", function()
+    local a, b = F.tcp_pair()
+    local ctx = assert(lssl.newcontext(F.client_params(pki)))
+    local conn = assert(lssl.wrap(a, ctx))
+    assert.are.equal(-1, a:getfd()) -- taken over, as LuaSec does
+    local n, err = lssl.wrap(b, { mode = "server", options = "all" })
+    assert.is_nil(n)
+    assert.matches("option 'all'", err, 1, true)
+    conn:close()
+    b:close()
+  end)
+end)
+
+describe("LuaSec's methods on a retls connection, against LuaSec", function()
+  it("sends slices and returns LuaSec's last index (3 results), receives every pattern", function()
+    local c, s = connected(lssl, ssl)
+    assert.are.same({ 5, nil, nil }, { c:send("hello world", 1, 5) })
+    assert.are.same({ 11, nil, nil }, { c:send("hello world", 6) })
+    assert.are.same({ 3, nil, nil }, { c:send("abc", -3, -1) })
+    assert.are.same({ 2, nil, nil }, { c:send("abc", 3, 2) }) -- empty: i - 1
+    F.run({ function()
+      assert.are.equal("hello world", F.receive(s, 11))
+      assert.are.equal("abc", F.receive(s, 3))
+    end }, 10)
+
+    -- lines: LF or CRLF ends one, every CR is dropped (LuaSocket's rule)
+    F.run({ function()
+      assert(F.send(s, "one\r\ntwo\nth\rree\nrest-and-more"))
+    end }, 10)
+    F.run({ function()
+      assert.are.equal("one", F.receive(c, "*l"))
+      assert.are.equal("two", F.receive(c, "l"))
+      assert.are.equal("three", F.receive(c))
+      assert.are.equal("rest", F.receive(c, 4))
+      -- prefix goes in front; a number counts it (LuaSocket does)
+      assert.are.equal("PRE--a", c:receive(6, "PRE-"))
+      assert.are.equal("x", c:receive(1, "x")) -- prefix already long enough
+    end }, 10)
+    -- nothing waiting: nil, "wantread" and the partial data
+    assert.are.same({ nil, "wantread", "nd-more" }, { c:receive("*l") })
+    assert.is_false(c:dirty())
+    -- the partial comes back as prefix (what copas does)
+    F.run({ function() assert(F.send(s, "!\n")) end }, 10)
+    F.run({ function()
+      local line = F.receive(c, "*l")
+      assert.are.equal("!", line)
+    end }, 10)
+
+    -- "*a" reads until the peer closes; "closed" afterwards
+    F.run({ function() assert(F.send(s, ("z"):rep(100000))) end }, 10)
+    s:close() -- LuaSec sends close_notify
+    F.run({ function()
+      assert.are.equal(("z"):rep(100000), F.receive(c, "*a"))
+    end }, 10)
+    assert.are.same({ nil, "closed", "" }, { c:receive("*a") })
+    assert.are.same({ nil, "closed", "" }, { c:receive("*l") })
+    c:close()
+    assert.are.same({ nil, "closed", 0 }, { c:send("late") })
+  end)
+
+  it("settimeout: 0 never waits, t > 0 waits up to t and reports the want, nil blocks", function()
+    local c, s = connected(lssl, ssl)
+    assert.are.equal(1, c:settimeout(0))
+    assert.are.same({ nil, "wantread", "" }, { c:receive(1) })
+    c:settimeout(0.05)
+    assert.are.same({ nil, "wantread", "" }, { c:receive(1) })
+    c:settimeout(0.05, "t")
+    assert.are.same({ nil, "wantread", "" }, { c:receive(1) })
+    c:settimeout(nil)
+    c:settimeout(-1, "t")
+    s:settimeout(nil)
+    assert(s:send("ping\n")) -- LuaSec, blocking
+    assert.are.equal("ping", c:receive()) -- blocks in poll until it is there
+    assert.are.equal(9, c:send("pong\nmore"))
+    assert.are.equal("pong", s:receive())
+    assert.has_error(function() c:settimeout(1, "x") end)
+    c:close()
+    s:close()
+  end)
+
+  it("dohandshake, getfd, getpeername, getsockname, getpeercertificate (DER), getalpn", function()
+    local a, b = F.tcp_pair()
+    local afd = a:getfd()
+    local peer_ip, peer_port = a:getpeername()
+    local my_ip, my_port = a:getsockname()
+    local c = assert(lssl.wrap(a, F.client_params(pki, { alpn = { "h2", "http/1.1" } })))
+    local s = assert(ssl.wrap(b, F.server_params(pki, { alpn = { "http/1.1" } })))
+    assert.are.equal(afd, c:getfd())
+    c:settimeout(0)
+    s:settimeout(0)
+    assert.are.same({ nil, "wantread" }, { c:dohandshake() })
+    F.run({ function() assert(F.handshake(c)) end, function() assert(F.handshake(s)) end }, 20)
+    assert.is_true(c:dohandshake()) -- done: stays true
+    -- LuaSocket's results (its port is a string in some versions)
+    local ip, port, family = c:getpeername()
+    assert.are.same({ peer_ip, tonumber(peer_port), "inet" }, { ip, port, family })
+    ip, port, family = c:getsockname()
+    assert.are.same({ my_ip, tonumber(my_port), "inet" }, { ip, port, family })
+    local der_file = pki.dir .. "/server.der"
+    H.run(("%s x509 -in %s -outform DER -out %s"):format(H.OPENSSL, pki.server_cert, der_file))
+    assert.are.equal(H.readfile(der_file), c:getpeercertificate())
+    assert.is_nil(c:getpeercertificate(2))
+    assert.are.equal("http/1.1", c:getalpn())
+    assert.are.equal("http/1.1", s:getalpn())
+    assert.is_true(c:close())
+    assert.are.same({ nil, "closed" }, { c:getpeername() })
+    assert.are.same({ nil, "closed", 0 }, { c:send("x") })
+    assert.is_nil(c:getalpn())
+    assert.are.equal(-1, c:getfd())
+    s:close()
+  end)
+
+  it("maps protocol and version options: tlsv1_2, no_tlsv1_3", function()
+    local c, s = connected(lssl, ssl, { protocol = "tlsv1_2" })
+    assert.are.equal("TLSv1.2", c:info().version)
+    c:close() s:close()
+    c, s = connected(lssl, ssl, { options = { "no_tlsv1_3", "no_sslv3", "no_compression" } })
+    assert.are.equal("TLSv1.2", c:info().version)
+    c:close() s:close()
+    c, s = connected(lssl, ssl)
+    assert.are.equal("TLSv1.3", c:info().version)
+    c:close() s:close()
+  end)
+
+  it("verifies by default; sni(name) names the host; verify = \"none\" does not verify", function()
+    -- no cafile: the peer's CA is unknown, so the handshake fails
+    local a, b = F.tcp_pair()
+    local c = assert(lssl.wrap(a, { mode = "client" }))
+    local s = assert(ssl.wrap(b, F.server_params(pki)))
+    c:settimeout(0) s:settimeout(0)
+    local errs = {}
+    F.run({ function() errs.c = select(2, F.handshake(c)) end,
+            function() errs.s = select(2, F.handshake(s)) end }, 20)
+    assert.matches("certificate verify failed", errs.c, 1, true)
+    c:close() s:close()
+
+    -- sni with a name the certificate carries, and one it does not
+    for _, case in ipairs({ { "localhost", nil }, { "other.example", "certificate verify failed" } }) do
+      a, b = F.tcp_pair()
+      c = assert(lssl.wrap(a, F.client_params(pki)))
+      assert.is_true(c:sni(case[1]))
+      s = assert(ssl.wrap(b, F.server_params(pki)))
+      c:settimeout(0) s:settimeout(0)
+      errs = {}
+      F.run({ function() errs.c = select(2, F.handshake(c)) end,
+              function() errs.s = select(2, F.handshake(s)) end }, 20)
+      if case[2] then
+        assert.matches(case[2], errs.c, 1, true)
+      else
+        assert.is_nil(errs.c)
+        local r = { c:sni("late.example") }
+        assert.is_nil(r[1])
+        assert.matches("handshake has started", r[2], 1, true)
+      end
+      c:close() s:close()
+    end
+
+    -- verify = "none": the same unknown CA is accepted
+    a, b = F.tcp_pair()
+    c = assert(lssl.wrap(a, { mode = "client", verify = "none" }))
+    s = assert(ssl.wrap(b, F.server_params(pki)))
+    c:settimeout(0) s:settimeout(0)
+    F.run({ function() assert(F.handshake(c)) end,
+            function() assert(F.handshake(s)) end }, 20)
+    assert.are.equal("TLSv1.3", c:info("protocol"))
+    c:close() s:close()
+  end)
+end)
+
+describe("resending after a want", function()
+  -- A client whose writes stop early (small send buffer, server not
+  -- reading), with a pending record.
+  local function stuck()
+    local c, s = connected(lssl, ssl, nil, nil, 8192)
+    local data = H.pattern(4 * 1024 * 1024, 3)
+    local n, err, last = c:send(data)
+    assert.is_nil(n)
+    assert.are.equal("wantwrite", err)
+    assert.is_true(last < #data)
+    assert.is_true(c:pending_write() > 0)
+    return c, s, data, last
+  end
+
+  local function read_all(s, n)
+    local got
+    F.run({ function() got = F.receive(s, n) end }, 60)
+    return got
+  end
+
+  it("from last_index + 1 resumes the pending record: every byte arrives once", function()
+    local c, s, data, last = stuck()
+    local st0 = c:stats()
+    local got
+    F.run({
+      function() assert.are.equal(#data, F.send(c, data, last + 1)) end,
+      function() got = F.receive(s, #data) end,
+    }, 60)
+    assert.are.equal(#data, #got)
+    assert.is_true(got == data, "the bytes differ")
+    local st = c:stats()
+    assert.are.equal(0, st.mismatches)
+    assert.is_true(st.retries > st0.retries)
+    assert.are.equal(#data, st.bytes_written)
+    c:close() s:close()
+  end)
+
+  it("a shorter, other or longer resend returns the retry-mismatch error, sends nothing, and the connection keeps working", function()
+    local c, s, data, last = stuck()
+    local pend = c:pending_write()
+    -- other bytes, shorter
+    local r = { c:send("other data") }
+    assert.is_nil(r[1])
+    assert.matches("retry presented 10 bytes (shorter)", r[2], 1, true)
+    assert.are.equal(0, r[3])
+    -- the same data, but fewer bytes than the pending record
+    r = { c:send(data, last + 1, last + pend - 1) }
+    assert.is_nil(r[1])
+    assert.matches("(shorter)", r[2], 1, true)
+    assert.are.equal(last, r[3])
+    -- the same length, other bytes
+    local other = data:sub(1, last) .. ("\0"):rep(pend) .. data:sub(last + pend + 1)
+    r = { c:send(other, last + 1) }
+    assert.is_nil(r[1])
+    assert.matches("same length, other bytes", r[2], 1, true)
+    -- a resend from the wrong index (the data from the start again)
+    r = { c:send(data) }
+    assert.is_nil(r[1])
+    assert.matches("retry presented", r[2], 1, true)
+    assert.are.equal(4, c:stats().mismatches)
+    assert.are.equal(pend, c:pending_write())
+
+    -- the right resend still completes, and the peer sees every byte once
+    local got
+    F.run({
+      function() assert.are.equal(#data, F.send(c, data, last + 1)) end,
+      function() got = F.receive(s, #data) end,
+    }, 60)
+    assert.is_true(got == data, "the bytes differ")
+    -- and the connection goes on
+    F.run({ function() assert(F.send(c, "after\n")) end }, 10)
+    assert.are.equal("after", read_all(s, "*l"))
+    c:close() s:close()
+  end)
+
+  it("close() with a pending write raises write_pending; close(\"discard\") drops it", function()
+    local c, s = stuck()
+    local err = H.raised(c.close, c)
+    assert.are.equal("write_pending", err.kind)
+    assert.is_true(c:close("discard"))
+    assert.are.same({ nil, "closed", 0 }, { c:send("x") })
+    s:close()
+  end)
+end)
+
+describe("interop with LuaSec in both roles", function()
+  for _, roles in ipairs({ { "retls client, LuaSec server", lssl, ssl },
+                            { "LuaSec client, retls server", ssl, lssl } }) do
+    it(roles[1] .. ": 2 MiB each way, byte for byte", function()
+      local c, s = connected(roles[2], roles[3], nil, nil, 16384)
+      local up, down = H.pattern(2 * 1048576, 11), H.pattern(2 * 1048576, 12)
+      local got_up, got_down
+      F.run({
+        function() assert.are.equal(#up, F.send(c, up)) end,
+        function() got_down = F.receive(c, #down) end,
+        function() assert.are.equal(#down, F.send(s, down)) end,
+        function() got_up = F.receive(s, #up) end,
+      }, 60)
+      assert.are.equal(F.sha256(up, pki.dir), F.sha256(got_up, pki.dir))
+      assert.are.equal(F.sha256(down, pki.dir), F.sha256(got_down, pki.dir))
+      c:close() -- both libraries send close_notify on close()
+      F.run({ function()
+        local r = { F.receive(s, "*a") }
+        assert.are.same({ nil, "closed" }, { r[1], r[2] })
+      end }, 10)
+      s:close()
+    end)
+  end
+end)
+
+describe("a LuaSec program with only its require changed", function()
+  local server
+  after_each(function() if server then server.stop() server = nil end end)
+
+  -- tests/lua/programs/luasec_client.lua is plain LuaSec code: it talks to
+  -- s_server -rev and returns what it saw.
+  local source = H.readfile("programs/luasec_client.lua")
+
+  local function run_program(require_line)
+    local text, n = source:gsub('require "ssl"', require_line)
+    assert.are.equal(1, n)
+    local program = assert((loadstring or load)(text, "=luasec_client.lua"))
+    server = H.s_server(pki.dir, pki.server_cert, pki.server_key, "-rev")
+    local result = program(server.port, pki.ca)
+    server.stop()
+    server = nil
+    return result
+  end
+
+  it("runs unchanged over retls and gives what it gives over LuaSec", function()
+    local over_luasec = run_program('require "ssl"')
+    local over_retls = run_program('require "retls.luasec"')
+    assert.are.equal(300, #over_retls.lines)
+    for i, l in ipairs(over_retls.lines) do
+      assert.are.equal(over_retls.sent[i]:reverse(), l)
+    end
+    assert.are.same(over_luasec.lines, over_retls.lines)
+    assert.are.equal(over_luasec.protocol, over_retls.protocol)
+  end)
+end)
