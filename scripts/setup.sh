@@ -51,3 +51,7 @@ if ! "$PY" -I -c 'import build, mypy' 2>/dev/null; then  # -I: not ./build/
   echo "setup: installing build and mypy for $PY"
   "$PY" -m pip install -q build mypy
 fi
+# retls.aio's tests run every case on asyncio's loop and on uvloop.
+if ! "$PY" -c 'import uvloop' 2>/dev/null; then
+  "$PY" -m pip install -q uvloop
+fi

@@ -49,9 +49,10 @@ HIGH_WATER = 512 * 1024
 SHUTDOWN_TIMEOUT = 30.0
 
 # Ciphertext waiting in the connection is handed to the socket transport at
-# the end of the loop turn, or at once when this much plaintext was written
-# since the last hand-over.
-_CORK = 64 * 1024
+# the end of the loop turn, or at once when more than this much plaintext
+# was written since the last hand-over (half a bounded outgoing buffer, so
+# a 16 KiB record still fits behind it).
+_CORK = 32 * 1024
 # SSL_read returns at most one record (16 KiB of plaintext) per call.
 _READ_SIZE = 16 * 1024
 
@@ -115,6 +116,7 @@ class TLSTransport(asyncio.Transport):
         self._cbio_pending = c.bio_pending
         self._protocol = protocol
         self._waiter = waiter
+        self._handshake = waiter         # kept for _wait_handshake()
         self._handshake_timeout = handshake_timeout
         self._server_side = server_side
         self._state = _HANDSHAKE
@@ -274,9 +276,9 @@ class TLSTransport(asyncio.Transport):
     async def _wait_handshake(self) -> None:
         """Until the handshake is done.  On failure or cancellation the
         socket is closed before this returns or raises."""
-        assert self._waiter is not None
         try:
-            await self._waiter
+            assert self._handshake is not None
+            await self._handshake
         except BaseException:
             if self._plain is not None and self._state != _CLOSED:
                 self._state = _CLOSED
