@@ -33,7 +33,7 @@ from typing import (Any, Callable, Deque, Dict, Iterable, List, Optional,
                     Tuple, Union)
 
 from . import (ArgumentError, Closed, Connection, Context, Error, TimeoutError,
-               WantIO, WantRead, WantWrite, ZeroReturn, _core)
+               WantIO, WantRead, WantWrite, ZeroReturn)
 
 __all__ = ["open_connection", "start_server", "start_tls",
            "create_connection", "TLSTransport"]
@@ -67,8 +67,11 @@ def _new_conn(ctx: Context, server_hostname: Optional[str]) -> Connection:
     global _unbounded
     if _unbounded:
         try:
-            return Connection(ctx, None, server_hostname=server_hostname,
-                              capacity=None)
+            make: Any = Connection   # capacity=None: retls >= 0.2
+            conn: Connection = make(ctx, None,
+                                    server_hostname=server_hostname,
+                                    capacity=None)
+            return conn
         except TypeError:
             _unbounded = False
     return Connection(ctx, None, server_hostname=server_hostname,
@@ -108,7 +111,9 @@ class TLSTransport(asyncio.Transport):
         super().__init__()
         self._loop = loop
         self._conn = conn
-        c = conn._c
+        # The extension object under the Connection: its methods are the C
+        # calls themselves, without a Python frame.
+        c: Any = getattr(conn, "_c")
         self._c = c
         # The hot calls, bound once: each is one C call.
         self._cwrite = c.write
@@ -199,7 +204,9 @@ class TLSTransport(asyncio.Transport):
             else:
                 if exc is not None:
                     self._log_failure("connection", exc)
-                self._protocol.connection_lost(exc)
+                self._protocol.connection_lost(
+                    exc if isinstance(exc, Exception) or exc is None
+                    else ConnectionAbortedError(str(exc)))
         finally:
             self._release()
             if not self._lost.done():
@@ -389,7 +396,7 @@ class TLSTransport(asyncio.Transport):
         while done < total or c.pending_write():
             try:
                 if c.pending_write():
-                    if c.want() == _core.WANT_WRITE:
+                    if self._conn.want == "write":
                         self._push()
                     n = c.flush()
                 else:
@@ -419,7 +426,7 @@ class TLSTransport(asyncio.Transport):
             chunk = q[0]
             try:
                 if c.pending_write():
-                    if c.want() == _core.WANT_WRITE:
+                    if self._conn.want == "write":
                         self._push()
                     n = c.flush()
                 else:
@@ -502,7 +509,7 @@ class TLSTransport(asyncio.Transport):
         if self.get_write_buffer_size() > self._high:
             self._app_paused = True
             try:
-                self._protocol.pause_writing()  # type: ignore
+                self._protocol.pause_writing()
             except Exception as exc:
                 self._loop.call_exception_handler({
                     "message": "protocol.pause_writing() failed",
@@ -515,7 +522,7 @@ class TLSTransport(asyncio.Transport):
         if self.get_write_buffer_size() <= self._low:
             self._app_paused = False
             try:
-                self._protocol.resume_writing()  # type: ignore
+                self._protocol.resume_writing()
             except Exception as exc:
                 self._loop.call_exception_handler({
                     "message": "protocol.resume_writing() failed",
