@@ -109,6 +109,7 @@ static retls_result w_ctx_rc(const retls_ctx *ctx, int status) {
 %typemap(in, numinputs=0) size_t *out (size_t tmp = 0) "$1 = &tmp;";
 %typemap(in, numinputs=0) retls_ctx **out (retls_ctx *tmp = NULL) "$1 = &tmp;";
 %typemap(in, numinputs=0) retls_conn **out (retls_conn *tmp = NULL) "$1 = &tmp;";
+%typemap(in, numinputs=0) retls_session **out (retls_session *tmp = NULL) "$1 = &tmp;";
 %typemap(in, numinputs=0) (const unsigned char **der, size_t *der_len)
     (const unsigned char *tmp_der = NULL, size_t tmp_len = 0)
     "$1 = ($1_ltype)&tmp_der; $2 = &tmp_len;";
@@ -371,6 +372,8 @@ RETLS_PY_MAY_BLOCK(w_write)
 RETLS_PY_MAY_BLOCK(w_flush)
 RETLS_PY_MAY_BLOCK(w_read)
 RETLS_PY_MAY_BLOCK(w_shutdown)
+RETLS_PY_MAY_BLOCK(w_write_early)
+RETLS_PY_MAY_BLOCK(w_read_early)
 
 /* Calls that change the TLS state without blocking: refused while another
  * thread is inside a blocking call on the same connection. */
@@ -390,6 +393,9 @@ RETLS_PY_NOT_WHILE_BUSY(w_close)
 RETLS_PY_NOT_WHILE_BUSY(w_renegotiate)
 RETLS_PY_NOT_WHILE_BUSY(w_key_update)
 RETLS_PY_NOT_WHILE_BUSY(w_peer_certificate)
+RETLS_PY_NOT_WHILE_BUSY(w_set_session)
+RETLS_PY_NOT_WHILE_BUSY(w_session)
+RETLS_PY_NOT_WHILE_BUSY(w_early_data_rejected_bytes)
 
 /* DNS and connect(2) always block. */
 %exception w_connect {
@@ -1035,6 +1041,9 @@ static int retls_lua_getsockname(lua_State *L) { return ls_name(L, 0); }
 %include <stdint.i>
 
 %apply retls_conn **out { retls_conn **out_client, retls_conn **out_server };
+/* Sessions are pushed like connections: a new object owned by the script
+ * (copied here, before Conn, whose %extend methods return sessions). */
+%typemap(argout) retls_session **out = retls_conn **out;
 
 /* Statuses and flags, for the language layers' tables. */
 %constant int OK = RETLS_OK;
@@ -1077,6 +1086,8 @@ typedef struct {
   uint64_t retries;
   uint64_t mismatches;
   uint64_t bytes_read;
+  uint64_t early_bytes;
+  uint64_t early_replayed;
 } retls_stats;
 %mutable;
 
@@ -1254,4 +1265,76 @@ retls_result w_pair_new(retls_conn **out_client, retls_conn **out_server,
   const char *w_verify_text() { return retls_conn_verify_text($self); }
   int w_fileno() { return retls_conn_fileno($self); }
   int w_is_established() { return retls_conn_is_established($self); }
+}
+
+/* ---- sessions, resumption and 0-RTT early data -------------------------- */
+/* A Session is immutable and reference-counted in C: the script's object
+ * owns one reference (its destructor drops it), a connection given the
+ * session takes its own. */
+%rename(Session) retls_session;
+%nodefaultctor retls_session;
+typedef struct retls_session {} retls_session;
+
+%{
+static retls_result w_session_from_bytes(retls_session **out,
+                                         const void *buf, size_t len) {
+  int status = retls_session_from_bytes(out, buf, len);
+  return w_result(status, retls_session_last_error());
+}
+%}
+retls_result w_session_from_bytes(retls_session **out, const void *buf,
+                                  size_t len);
+
+%extend retls_session {
+  ~retls_session() { retls_session_free($self); }
+  retls_result w_to_bytes(const unsigned char **der, size_t *der_len) {
+    return w_result(retls_session_to_bytes(der, der_len, $self), "");
+  }
+  int w_is_resumable() { return retls_session_is_resumable($self); }
+  long w_ticket_lifetime() {
+    return (long)retls_session_ticket_lifetime($self);
+  }
+  size_t w_max_early_data() { return retls_session_max_early_data($self); }
+}
+
+%constant int EARLY_NOT_SENT = RETLS_EARLY_NOT_SENT;
+%constant int EARLY_REJECTED = RETLS_EARLY_REJECTED;
+%constant int EARLY_ACCEPTED = RETLS_EARLY_ACCEPTED;
+%constant int EARLY_PENDING = RETLS_EARLY_PENDING;
+
+%extend retls_ctx {
+  retls_result w_set_early_data(size_t max_bytes) {
+    return w_ctx_rc($self, retls_ctx_set_early_data($self, max_bytes));
+  }
+  retls_result w_set_early_data_replay(int on) {
+    return w_ctx_rc($self, retls_ctx_set_early_data_replay($self, on));
+  }
+  retls_result w_set_tickets(size_t count) {
+    return w_ctx_rc($self, retls_ctx_set_tickets($self, count));
+  }
+  retls_result w_set_alpn_strict(int on) {
+    return w_ctx_rc($self, retls_ctx_set_alpn_strict($self, on));
+  }
+}
+
+%extend retls_conn {
+  retls_result w_session(retls_session **out) {
+    return w_conn_rc($self, retls_conn_session(out, $self));
+  }
+  retls_result w_set_session(retls_session *session) {
+    return w_conn_rc($self, retls_conn_set_session($self, session));
+  }
+  int w_session_reused() { return retls_conn_session_reused($self); }
+  retls_result w_write_early(const void *buf, size_t len, size_t *out) {
+    return w_conn_rc($self, retls_conn_write_early(out, $self, buf, len));
+  }
+  int w_early_data_status() { return retls_conn_early_data_status($self); }
+  retls_result w_early_data_rejected_bytes(const unsigned char **der,
+                                           size_t *der_len) {
+    return w_conn_rc($self, retls_conn_early_data_rejected_bytes(der, der_len,
+                                                                 $self));
+  }
+  retls_result w_read_early(void *buf, size_t cap, size_t *got) {
+    return w_conn_rc($self, retls_conn_read_early(got, $self, buf, cap));
+  }
 }

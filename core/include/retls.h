@@ -138,7 +138,12 @@ typedef enum { RETLS_CLIENT = 0, RETLS_SERVER = 1 } retls_role;
  * (RFC 5746), SSL_MODE_AUTO_RETRY on, partial writes off.  Clients verify
  * the server certificate against the system trust store and check the
  * hostname given to the connection (which is also sent as SNI).  Servers
- * do not ask for client certificates unless retls_ctx_set_verify(ctx, 1).
+ * do not ask for client certificates unless retls_ctx_set_verify(ctx, 1),
+ * choose automatic DH parameters (so TLS 1.2 clients offering only DHE
+ * suites are served), reject clients whose ALPN offer has nothing in
+ * common with theirs (retls_ctx_set_alpn_strict) and issue session
+ * tickets.  Clients keep the newest session the server gives them
+ * (retls_conn_session()).
  *
  * @param[out] out   the new context; the caller owns one reference and
  *                   releases it with retls_ctx_free()
@@ -206,6 +211,44 @@ int retls_ctx_set_partial_write(retls_ctx *ctx, int on);
 
 /** Largest TLS record payload to send (512..16384). */
 int retls_ctx_set_max_send_fragment(retls_ctx *ctx, size_t size);
+
+/**
+ * Servers: accept TLS 1.3 0-RTT early data of up to max_bytes per
+ * connection (0, the default, refuses it).  Early data is only accepted by
+ * a connection whose first operation is retls_conn_read_early(); the
+ * tickets issued from then on allow early data.  OpenSSL's anti-replay
+ * protection stays on: a ticket is good for early data once.
+ * RETLS_BAD_ARG on a client context (clients send early data with
+ * retls_conn_write_early() when their session allows it).
+ */
+int retls_ctx_set_early_data(retls_ctx *ctx, size_t max_bytes);
+
+/**
+ * Clients: what happens to early data the server rejects (default on).
+ * On: after the handshake the rejected bytes are sent again as ordinary
+ * application data, exactly once, before any later write (counted in
+ * retls_stats.early_replayed).  Off: they are not sent;
+ * retls_conn_early_data_rejected_bytes() hands them back so the caller
+ * decides.  RETLS_BAD_ARG on a server context.
+ */
+int retls_ctx_set_early_data_replay(retls_ctx *ctx, int on);
+
+/**
+ * Servers: TLS 1.3 session tickets sent after each full handshake
+ * (OpenSSL's default 2).  0 turns tickets off, in TLS 1.2 too (resumption
+ * then uses session IDs from the server's cache).  RETLS_BAD_ARG on a
+ * client context or above 100.
+ */
+int retls_ctx_set_tickets(retls_ctx *ctx, size_t count);
+
+/**
+ * Servers: when ALPN protocols are configured and the client offers ALPN
+ * but none of them, end the handshake with the fatal no_application_protocol
+ * alert as RFC 7301 section 3.2 requires (on by default).  Off: continue
+ * without ALPN, as CPython's ssl does.  A client that offers no ALPN at all
+ * is accepted either way.  RETLS_BAD_ARG on a client context.
+ */
+int retls_ctx_set_alpn_strict(retls_ctx *ctx, int on);
 
 /** Honour renegotiation requests from the peer (default on, secure
  *  renegotiation only).  Off sets SSL_OP_NO_RENEGOTIATION.  On a server it
@@ -385,6 +428,130 @@ int retls_conn_renegotiate(retls_conn *conn);
 int retls_conn_key_update(retls_conn *conn, int request_peer);
 
 /* ------------------------------------------------------------------------ */
+/* Sessions, resumption and 0-RTT early data (core/src/session.c, write.c)  */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A retls_session is an immutable, reference-counted TLS session (an
+ * SSL_SESSION) that a client can resume: TLS 1.3 tickets, TLS 1.2 session
+ * IDs and tickets.  Its bytes (DER, i2d_SSL_SESSION) are portable across
+ * processes, so a script can resume in its next run.  They hold the
+ * session's master secret: store them like a key.
+ */
+typedef struct retls_session retls_session;
+
+/**
+ * The newest resumable session of a client connection.  In TLS 1.3 the
+ * server sends its tickets after the handshake, so they arrive with the
+ * first read; before that, and on servers, *out is NULL (RETLS_OK).
+ *
+ * @param[out] out  a new reference the caller frees with
+ *                  retls_session_free(), or NULL when there is none yet
+ */
+int retls_conn_session(retls_session **out, retls_conn *conn);
+
+/**
+ * Resume session on this client connection: call before the handshake.
+ * RETLS_BAD_ARG (nothing changed, the connection stays usable) when the
+ * connection is a server's or its handshake has started, the session is
+ * not resumable, was made for another server name than this connection's,
+ * or for a protocol version the context does not allow.  A server that
+ * does not know the session simply runs a full handshake
+ * (retls_conn_session_reused() says 0).  The connection takes its own
+ * reference.
+ */
+int retls_conn_set_session(retls_conn *conn, retls_session *session);
+
+/** Non-zero when the completed handshake resumed a session. */
+int retls_conn_session_reused(const retls_conn *conn);
+
+/**
+ * Rebuild a session from retls_session_to_bytes() output.  Garbage,
+ * truncated or trailing bytes give RETLS_BAD_ARG, with the reason in
+ * retls_session_last_error() (there is no object to hold it).
+ *
+ * @param[out] out  the session; free with retls_session_free()
+ */
+int retls_session_from_bytes(retls_session **out, const void *buf,
+                             size_t len);
+
+/** Why the last retls_session_from_bytes() on this thread failed; "" if
+ *  it did not.  Never NULL. */
+const char *retls_session_last_error(void);
+
+/** The session's portable bytes.  *out points into the session and is
+ *  valid as long as the session. */
+int retls_session_to_bytes(const unsigned char **out, size_t *out_len,
+                           const retls_session *session);
+
+/** Take another reference; returns session. */
+retls_session *retls_session_ref(retls_session *session);
+
+/** Drop a reference; the last one frees the session.  NULL is a no-op. */
+void retls_session_free(retls_session *session);
+
+/** Non-zero when the session can be offered for resumption (it has an ID
+ *  or a ticket and was not marked unusable). */
+int retls_session_is_resumable(const retls_session *session);
+
+/** Seconds the server said its ticket stays valid (0: none given). */
+unsigned long retls_session_ticket_lifetime(const retls_session *session);
+
+/** Most early-data bytes the server accepts with this session (0: none). */
+size_t retls_session_max_early_data(const retls_session *session);
+
+/**
+ * Clients: send len bytes as TLS 1.3 0-RTT early data, before the
+ * handshake completes.  Needs a session set with retls_conn_set_session()
+ * whose server allows early data (retls_session_max_early_data() > 0),
+ * otherwise, or once the handshake has completed, RETLS_BAD_ARG (nothing
+ * sent; use retls_conn_write()).
+ *
+ * The retry contract is the one of retls_conn_write(), in the same state
+ * machine (write.c): on RETLS_WANT_* the bytes are copied; the same bytes
+ * or retls_conn_flush() resume them, other bytes give
+ * RETLS_RETRY_MISMATCH.  The handshake then completes with the next
+ * handshake, write, read or flush.  If the server rejects the early data,
+ * it is sent again as ordinary data right after the handshake, exactly
+ * once and before any later write (retls_ctx_set_early_data_replay() to
+ * turn that off); until it has gone, retls_conn_pending_write() counts it
+ * and the operation that completed the handshake may return RETLS_WANT_*.
+ */
+int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
+                           size_t len);
+
+/** Early-data outcomes (retls_conn_early_data_status()). */
+typedef enum {
+  RETLS_EARLY_NOT_SENT = 0, /* no early data was sent / received */
+  RETLS_EARLY_REJECTED = 1, /* the server refused it */
+  RETLS_EARLY_ACCEPTED = 2, /* the server took it */
+  RETLS_EARLY_PENDING = 3   /* handshake not completed yet */
+} retls_early_status;
+
+/** The early-data outcome, from either end, once the handshake is done. */
+int retls_conn_early_data_status(const retls_conn *conn);
+
+/**
+ * With replay off: the early bytes the server rejected, which retls did not
+ * send again.  *out points into the connection (valid until close);
+ * RETLS_OK with *out = NULL, *out_len = 0 when nothing was rejected.
+ */
+int retls_conn_early_data_rejected_bytes(const unsigned char **out,
+                                         size_t *out_len, retls_conn *conn);
+
+/**
+ * Servers: read early data (retls_ctx_set_early_data() must allow it).
+ * Call it before anything else on the connection (a server that starts
+ * with handshake() or read() refuses early data; the client then sends it
+ * again), until it gives RETLS_OK with *out = 0: the early data has ended
+ * or there was none; later calls give the same.  Then read the rest with
+ * retls_conn_read(), which also completes the handshake.  RETLS_BAD_ARG on
+ * clients, and after the handshake started without read_early.
+ */
+int retls_conn_read_early(size_t *out, retls_conn *conn, void *buf,
+                          size_t len);
+
+/* ------------------------------------------------------------------------ */
 /* Information                                                              */
 /* ------------------------------------------------------------------------ */
 
@@ -400,6 +567,12 @@ typedef struct {
   uint64_t retries;
   uint64_t mismatches;
   uint64_t bytes_read;    /* plaintext bytes returned by read */
+  /* Added at the end, so code built against the older layout still reads
+   * the fields above where they were. */
+  uint64_t early_bytes;    /* bytes taken by write_early (client) or
+                              returned by read_early (server) */
+  uint64_t early_replayed; /* rejected early bytes sent again as ordinary
+                              data after the handshake */
 } retls_stats;
 
 /** Copy the counters. */

@@ -70,6 +70,8 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
     return retls__ctx_fail(ctx, RETLS_NOMEM, "cannot create a connection");
   }
   conn->fd = -1;
+  /* The new-session callback finds the connection through this. */
+  SSL_set_app_data(conn->ssl, conn);
   if (ctx->role == RETLS_CLIENT) {
     SSL_set_connect_state(conn->ssl);
     if (server_name != NULL) {
@@ -149,6 +151,10 @@ int retls_conn_handshake(retls_conn *conn) {
     return RETLS_BAD_ARG;
   if ((status = retls__check_usable(conn)) != RETLS_OK)
     return status;
+  /* After write_early, the handshake is finished (and rejected early data
+   * sent again) by the retry state machine. */
+  if (conn->early != RETLS__EARLY_NONE && conn->early != RETLS__EARLY_DONE)
+    return retls__early_settle(conn);
   IO_BEGIN();
   ret = SSL_do_handshake(conn->ssl);
   if (ret == 1) {
@@ -173,6 +179,11 @@ int retls_conn_read(size_t *out, retls_conn *conn, void *buf, size_t len) {
   if (buf == NULL || len == 0)
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "read: need a buffer of at least 1 byte");
+  /* Rejected early data must reach the peer before we wait for its
+   * answer, or both ends would wait for each other. */
+  if (conn->early != RETLS__EARLY_NONE && conn->early != RETLS__EARLY_DONE &&
+      (status = retls__early_settle(conn)) != RETLS_OK)
+    return status;
   IO_BEGIN();
   ret = SSL_read_ex(conn->ssl, buf, len, &got);
   if (ret == 1) {
@@ -198,12 +209,12 @@ int retls_conn_shutdown(retls_conn *conn) {
     return RETLS_BAD_ARG;
   if ((status = retls__check_usable(conn)) != RETLS_OK)
     return status;
-  if (conn->pend_len > 0)
+  if (retls_conn_pending_write(conn) > 0)
     return retls__conn_fail(conn, RETLS_WRITE_PENDING,
                             "shutdown: %zu bytes of a write are pending; "
                             "flush() them first (close_notify would cut "
                             "them off)",
-                            conn->pend_len);
+                            retls_conn_pending_write(conn));
   if (conn->shutdown_sent)
     return RETLS_OK;
   /* A TLS 1.2 renegotiation still to run (asked for by either end) would
@@ -234,11 +245,11 @@ int retls_conn_close(retls_conn *conn, int flags) {
     return RETLS_BAD_ARG;
   if (conn->state == RETLS__CLOSED)
     return RETLS_OK;
-  if (conn->pend_len > 0 && !(flags & RETLS_CLOSE_DISCARD))
+  if (retls_conn_pending_write(conn) > 0 && !(flags & RETLS_CLOSE_DISCARD))
     return retls__conn_fail(conn, RETLS_WRITE_PENDING,
                             "close: %zu bytes of a write are pending and "
                             "were never sent; %s",
-                            conn->pend_len,
+                            retls_conn_pending_write(conn),
                             conn->state == RETLS__FAILED
                                 ? "the connection failed, so they never "
                                   "can be: close with discard to drop them"
@@ -257,6 +268,12 @@ int retls_conn_close(retls_conn *conn, int flags) {
   conn->pend_cap = 0;
   free(conn->alpn);
   conn->alpn = NULL;
+  SSL_SESSION_free(conn->session);
+  conn->session = NULL;
+  OPENSSL_clear_free(conn->early_buf, conn->early_len);
+  conn->early_buf = NULL;
+  conn->early_len = 0;
+  conn->pend_early = 0;
   OPENSSL_free(conn->peer_der);
   conn->peer_der = NULL;
   conn->peer_der_len = 0;

@@ -31,12 +31,15 @@ static int alpn_select_cb(SSL *ssl, const unsigned char **out,
   (void)ssl;
   if (ctx->alpn == NULL)
     return SSL_TLSEXT_ERR_NOACK;
-  /* Server preference order; no overlap means "no ALPN", as CPython and
-   * most servers do, rather than a fatal alert. */
+  /* Server preference order.  No overlap: RFC 7301 section 3.2 requires
+   * the fatal no_application_protocol alert (OpenSSL sends it for
+   * ALERT_FATAL); with alpn_strict off we continue without ALPN, as
+   * CPython and many servers do. */
   if (SSL_select_next_proto(&sel, outlen, ctx->alpn,
                             (unsigned int)ctx->alpn_len, in,
                             inlen) != OPENSSL_NPN_NEGOTIATED)
-    return SSL_TLSEXT_ERR_NOACK;
+    return ctx->alpn_strict ? SSL_TLSEXT_ERR_ALERT_FATAL
+                            : SSL_TLSEXT_ERR_NOACK;
   *out = sel;
   return SSL_TLSEXT_ERR_OK;
 }
@@ -74,9 +77,23 @@ int retls_ctx_new(retls_ctx **out, retls_role role) {
   if (role == RETLS_CLIENT) {
     ctx->verify = 1;
     SSL_CTX_set_verify(ctx->ssl_ctx, SSL_VERIFY_PEER, NULL);
+    /* TLS 1.3 tickets arrive after the handshake; OpenSSL only reports
+     * them through the new-session callback, and only in client cache
+     * mode.  The context keeps no cache of its own: each connection
+     * holds its newest session (retls_conn_session). */
+    SSL_CTX_set_session_cache_mode(ctx->ssl_ctx,
+                                   SSL_SESS_CACHE_CLIENT |
+                                       SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx->ssl_ctx, retls__session_new_cb);
+    ctx->early_replay = 1;
   } else {
     SSL_CTX_set_options(ctx->ssl_ctx, SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
     SSL_CTX_set_alpn_select_cb(ctx->ssl_ctx, alpn_select_cb, ctx);
+    ctx->alpn_strict = 1;
+    /* Without DH parameters a TLS 1.2 client that offers only DHE suites
+     * gets "no shared cipher"; OpenSSL picks parameters matching the
+     * certificate's strength. */
+    SSL_CTX_set_dh_auto(ctx->ssl_ctx, 1);
   }
   ERR_clear_error();
   *out = ctx;
@@ -428,5 +445,76 @@ int retls_ctx_set_renegotiation(retls_ctx *ctx, int on) {
     SSL_CTX_set_options(ctx->ssl_ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_clear_options(ctx->ssl_ctx, SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
   }
+  return RETLS_OK;
+}
+
+/* Options that only mean something for one role refuse the other, so a
+ * misplaced option is found at once rather than silently ignored. */
+static int role_only(retls_ctx *ctx, retls_role role, const char *what) {
+  if (ctx->role == role)
+    return RETLS_OK;
+  retls__set_detail(ctx->detail, "%s is a %s option; this is a %s context",
+                    what, role == RETLS_SERVER ? "server" : "client",
+                    ctx->role == RETLS_SERVER ? "server" : "client");
+  return RETLS_BAD_ARG;
+}
+
+int retls_ctx_set_early_data(retls_ctx *ctx, size_t max_bytes) {
+  int status;
+  CHECK_CTX(ctx);
+  if ((status = role_only(ctx, RETLS_SERVER, "early_data")) != RETLS_OK)
+    return status;
+  if (max_bytes > 0xffffffffu) {
+    retls__set_detail(ctx->detail,
+                      "early_data %zu is above the 2^32-1 bytes TLS 1.3 "
+                      "allows", max_bytes);
+    return RETLS_BAD_ARG;
+  }
+  /* max_early_data goes into the tickets (what clients may send);
+   * recv_max_early_data bounds what this server reads, and also what it
+   * skips when it rejects early data: below OpenSSL's default of one
+   * record a client with an older ticket would fail the handshake with
+   * "too much early data" instead of being rejected. */
+  if (!SSL_CTX_set_max_early_data(ctx->ssl_ctx, (uint32_t)max_bytes) ||
+      !SSL_CTX_set_recv_max_early_data(
+          ctx->ssl_ctx, (uint32_t)(max_bytes > 16384 ? max_bytes : 16384)))
+    return retls__ctx_fail(ctx, RETLS_SSL, "cannot set early data");
+  return RETLS_OK;
+}
+
+int retls_ctx_set_early_data_replay(retls_ctx *ctx, int on) {
+  int status;
+  CHECK_CTX(ctx);
+  if ((status = role_only(ctx, RETLS_CLIENT, "early_data_replay")) !=
+      RETLS_OK)
+    return status;
+  ctx->early_replay = on != 0;
+  return RETLS_OK;
+}
+
+int retls_ctx_set_tickets(retls_ctx *ctx, size_t count) {
+  int status;
+  CHECK_CTX(ctx);
+  if ((status = role_only(ctx, RETLS_SERVER, "tickets")) != RETLS_OK)
+    return status;
+  if (count > 100) {
+    retls__set_detail(ctx->detail, "tickets %zu out of range 0..100",
+                      count);
+    return RETLS_BAD_ARG;
+  }
+  SSL_CTX_set_num_tickets(ctx->ssl_ctx, count);
+  if (count == 0)
+    SSL_CTX_set_options(ctx->ssl_ctx, SSL_OP_NO_TICKET);
+  else
+    SSL_CTX_clear_options(ctx->ssl_ctx, SSL_OP_NO_TICKET);
+  return RETLS_OK;
+}
+
+int retls_ctx_set_alpn_strict(retls_ctx *ctx, int on) {
+  int status;
+  CHECK_CTX(ctx);
+  if ((status = role_only(ctx, RETLS_SERVER, "alpn_strict")) != RETLS_OK)
+    return status;
+  ctx->alpn_strict = on != 0;
   return RETLS_OK;
 }

@@ -26,8 +26,26 @@ struct retls_ctx {
   unsigned char *alpn;  /* wire format: length-prefixed protocols */
   size_t alpn_len;
   FILE *keylog;
+  int alpn_strict;      /* servers: no_application_protocol on no overlap */
+  int early_replay;     /* clients: resend rejected early data */
   char detail[RETLS__DETAIL_MAX];
 };
+
+struct retls_session {
+  SSL_SESSION *sess;
+  int refs;             /* atomic */
+  unsigned char *der;   /* i2d_SSL_SESSION, made once: sessions are
+                           immutable, so to_bytes needs no lock */
+  size_t der_len;
+};
+
+/* Where the early data of a connection stands (write.c). */
+typedef enum {
+  RETLS__EARLY_NONE = 0, /* no write_early yet (or a server) */
+  RETLS__EARLY_WRITING,  /* early bytes taken, handshake not finished */
+  RETLS__EARLY_REPLAY,   /* rejected: early_buf must go out as data */
+  RETLS__EARLY_DONE      /* settled: accepted, replayed or reported */
+} retls__early;
 
 /* Explicit object states, checked at the top of each operation. */
 typedef enum {
@@ -64,6 +82,19 @@ struct retls_conn {
                            it (OpenSSL forgets, see write.c) */
   int peer_closed;      /* the peer's close_notify was read (OpenSSL
                            forgets that too, see retls_conn_renegotiate) */
+  /* Early data (write.c).  pend_early: the pending copy is early data
+   * (repeated with SSL_write_early_data).  early_buf keeps every early
+   * byte acknowledged, for the replay after a rejection. */
+  int pend_early;
+  retls__early early;
+  unsigned char *early_buf;
+  size_t early_len;
+  size_t early_off;     /* replay: bytes of early_buf already sent */
+  int early_rejected;   /* the server rejected our early data */
+  int early_read_started; /* server: read_early ran first */
+  int early_read_done;  /* server: read_early reported the end */
+  SSL_SESSION *session; /* client: newest session from the new-session
+                           callback (our reference) */
   retls_stats stats;
   char *alpn;           /* NUL-terminated copy of the negotiated ALPN */
   unsigned char *peer_der;
@@ -98,5 +129,9 @@ int retls__conn_status_from_want(retls_conn *conn, int status);
 
 /* write.c */
 void retls__pending_clear(retls_conn *conn);
+int retls__early_settle(retls_conn *conn);
+
+/* session.c */
+int retls__session_new_cb(SSL *ssl, SSL_SESSION *sess);
 
 #endif /* RETLS_INTERNAL_H */

@@ -27,6 +27,34 @@
  *
  * Repeating from the copy means the address differs from the first call,
  * which is why every context sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER.
+ *
+ * EARLY DATA (TLS 1.3 0-RTT, clients).  SSL_write_early_data(3) has the
+ * same rule, and worse: after a WANT in its flush stage it ignores the
+ * bytes it is given and reports the new length as written.  So
+ * write_early() is the same machine with one flag, pend_early, saying
+ * which OpenSSL call repeats the copy:
+ *
+ *   IDLE    write_early(b)  -> SSL_write_early_data(b)  (state above)
+ *   PENDING write_early(same b), write(same b), flush()
+ *                           -> SSL_write_early_data(copy)
+ *
+ * Every early byte acknowledged is also kept in early_buf, because the
+ * server may reject early data, and then those bytes never reached the
+ * application on the other end.  conn->early then settles it
+ * (retls__early_settle, run first by handshake, read, write and flush):
+ *
+ *   WRITING  the pending early write, if any, is finished first (OpenSSL
+ *            forbids anything else in between), then SSL_do_handshake
+ *              accepted / not sent     -> DONE (early_buf dropped)
+ *              rejected, replay on     -> REPLAY
+ *              rejected, replay off    -> DONE (early_buf kept for
+ *                                         early_data_rejected_bytes)
+ *   REPLAY   SSL_write_ex(early_buf), repeated from early_buf after WANT,
+ *            before any byte of a later write  -> DONE
+ *
+ * A write(b) that finds the handshake or the replay unfinished keeps a
+ * copy of b like any write that stopped on WANT, so its contract is
+ * unchanged: flush() or the same bytes later, other bytes mismatch.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -42,6 +70,7 @@
 
 void retls__pending_clear(retls_conn *conn) {
   conn->pend_len = 0;
+  conn->pend_early = 0;
   if (conn->pend_cap > RETLS__PEND_KEEP) {
     free(conn->pend_buf);
     conn->pend_buf = NULL;
@@ -79,14 +108,166 @@ static int is_retryable(int status) {
          status == RETLS_TIMEOUT;
 }
 
+/* One SSL_write_early_data call; on success the bytes are also appended
+ * to early_buf, the copy a rejection replays. */
+static int ssl_write_early_once(size_t *out, retls_conn *conn,
+                                const void *buf, size_t len) {
+  size_t written = 0;
+  int ret, status;
+
+  ERR_clear_error();
+  errno = 0;
+  ret = SSL_write_early_data(conn->ssl, buf, len, &written);
+  if (ret == 1) {
+    unsigned char *p = realloc(conn->early_buf, conn->early_len + written);
+    if (p == NULL) {
+      /* The bytes are on their way, but a rejection could not be
+       * repaired: refuse to go on rather than lose them silently. */
+      conn->state = RETLS__FAILED;
+      return retls__conn_fail(conn, RETLS_NOMEM,
+                              "write_early: cannot keep a copy of %zu early "
+                              "bytes for a possible replay",
+                              written);
+    }
+    memcpy(p + conn->early_len, buf, written);
+    conn->early_buf = p;
+    conn->early_len += written;
+    conn->want = RETLS_OK;
+    conn->detail[0] = '\0';
+    conn->stats.writes++;
+    conn->stats.bytes_written += written;
+    conn->stats.early_bytes += written;
+    *out = written;
+    return RETLS_OK;
+  }
+  status = retls__map_ssl_result(conn, ret, "write_early");
+  if (status == RETLS_WANT_READ)
+    conn->stats.want_read++;
+  else if (status == RETLS_WANT_WRITE)
+    conn->stats.want_write++;
+  return retls__conn_status_from_want(conn, status);
+}
+
+static void early_drop(retls_conn *conn) {
+  OPENSSL_clear_free(conn->early_buf, conn->early_len);
+  conn->early_buf = NULL;
+  conn->early_len = 0;
+  conn->early_off = 0;
+}
+
+static int retry_pending(size_t *out, retls_conn *conn);
+
+int retls__early_settle(retls_conn *conn) {
+  size_t n;
+  int ret, status;
+
+  if (conn->early == RETLS__EARLY_WRITING) {
+    if (conn->pend_early && (status = retry_pending(&n, conn)) != RETLS_OK)
+      return status;
+    ERR_clear_error();
+    errno = 0;
+    ret = SSL_do_handshake(conn->ssl);
+    if (ret != 1) {
+      status = retls__map_ssl_result(conn, ret, "handshake");
+      return retls__conn_status_from_want(conn, status);
+    }
+    conn->want = RETLS_OK;
+    conn->detail[0] = '\0';
+    if (SSL_get_early_data_status(conn->ssl) == SSL_EARLY_DATA_REJECTED) {
+      conn->early_rejected = 1;
+      conn->early = conn->ctx->early_replay && conn->early_len > 0
+                        ? RETLS__EARLY_REPLAY
+                        : RETLS__EARLY_DONE;
+    } else {
+      conn->early = RETLS__EARLY_DONE;
+      early_drop(conn);
+    }
+  }
+  /* The replay is an ordinary write of early_buf; after WANT it repeats
+   * with the same arguments because early_buf and early_off only change
+   * when OpenSSL took bytes (partial-write mode may take them in parts). */
+  while (conn->early == RETLS__EARLY_REPLAY) {
+    size_t written = 0;
+    ERR_clear_error();
+    errno = 0;
+    ret = SSL_write_ex(conn->ssl, conn->early_buf + conn->early_off,
+                       conn->early_len - conn->early_off, &written);
+    if (ret != 1) {
+      status = retls__map_ssl_result(conn, ret, "write (early data replay)");
+      if (status == RETLS_WANT_READ)
+        conn->stats.want_read++;
+      else if (status == RETLS_WANT_WRITE)
+        conn->stats.want_write++;
+      return retls__conn_status_from_want(conn, status);
+    }
+    conn->want = RETLS_OK;
+    conn->early_off += written;
+    conn->stats.early_replayed += written;
+    if (conn->early_off == conn->early_len) {
+      conn->early = RETLS__EARLY_DONE;
+      early_drop(conn);
+    }
+  }
+  return RETLS_OK;
+}
+
+static int early_unsettled(const retls_conn *conn) {
+  return conn->early == RETLS__EARLY_WRITING ||
+         conn->early == RETLS__EARLY_REPLAY;
+}
+
 /* Repeat the pending write from the connection's copy. */
 static int retry_pending(size_t *out, retls_conn *conn) {
   int status;
   conn->stats.retries++;
-  status = ssl_write_once(out, conn, conn->pend_buf, conn->pend_len);
+  if (conn->pend_early) {
+    status = ssl_write_early_once(out, conn, conn->pend_buf, conn->pend_len);
+  } else if (early_unsettled(conn) &&
+             (status = retls__early_settle(conn)) != RETLS_OK) {
+    /* The handshake or the replay must go first; the copy waits. */
+  } else {
+    status = ssl_write_once(out, conn, conn->pend_buf, conn->pend_len);
+  }
   if (!is_retryable(status))
     retls__pending_clear(conn); /* done, or failed for good */
   return status;
+}
+
+/* Keep the caller's bytes after a WANT: the core of the contract. */
+static int keep_copy(retls_conn *conn, const void *buf, size_t len,
+                     int early) {
+  if (conn->pend_cap < len) {
+    unsigned char *p = realloc(conn->pend_buf, len);
+    if (p == NULL) {
+      /* Without a copy we cannot keep the promise; the connection
+       * cannot be repeated safely either, so it fails. */
+      conn->state = RETLS__FAILED;
+      return retls__conn_fail(conn, RETLS_NOMEM,
+                              "write: cannot copy %zu pending bytes", len);
+    }
+    conn->pend_buf = p;
+    conn->pend_cap = len;
+  }
+  memcpy(conn->pend_buf, buf, len);
+  conn->pend_len = len;
+  conn->pend_early = early;
+  return RETLS_OK;
+}
+
+static int mismatch(retls_conn *conn, size_t len) {
+  conn->stats.mismatches++;
+  return retls__conn_fail(
+      conn, RETLS_RETRY_MISMATCH,
+      "retry presented %zu bytes (%s) but %zu bytes of an earlier %s are "
+      "pending (waiting for the transport to become %s); nothing was "
+      "sent. Call flush() to finish the pending write, then write the "
+      "new data",
+      len,
+      len < conn->pend_len   ? "shorter"
+      : len > conn->pend_len ? "longer"
+                             : "same length, other bytes",
+      conn->pend_len, conn->pend_early ? "write_early" : "write",
+      conn->want == RETLS_WANT_READ ? "readable" : "writable");
 }
 
 int retls_conn_write(size_t *out, retls_conn *conn, const void *buf,
@@ -111,19 +292,7 @@ int retls_conn_write(size_t *out, retls_conn *conn, const void *buf,
   if (conn->pend_len > 0) {
     if (len == conn->pend_len && memcmp(buf, conn->pend_buf, len) == 0)
       return retry_pending(out, conn);
-    conn->stats.mismatches++;
-    return retls__conn_fail(
-        conn, RETLS_RETRY_MISMATCH,
-        "retry presented %zu bytes (%s) but %zu bytes of an earlier write "
-        "are pending (waiting for the transport to become %s); nothing was "
-        "sent. Call flush() to finish the pending write, then write the "
-        "new data",
-        len,
-        len < conn->pend_len   ? "shorter"
-        : len > conn->pend_len ? "longer"
-                               : "same length, other bytes",
-        conn->pend_len,
-        conn->want == RETLS_WANT_READ ? "readable" : "writable");
+    return mismatch(conn, len);
   }
 
   /* Nothing may follow our close_notify: the peer stops reading there.
@@ -137,24 +306,79 @@ int retls_conn_write(size_t *out, retls_conn *conn, const void *buf,
                             "and the peer stops reading there; nothing was "
                             "written");
 
-  status = ssl_write_once(out, conn, buf, len);
+  /* After write_early: the handshake, then a replay of rejected early
+   * data, come before these bytes. */
+  if (early_unsettled(conn))
+    status = retls__early_settle(conn);
+  else
+    status = RETLS_OK;
+  if (status == RETLS_OK)
+    status = ssl_write_once(out, conn, buf, len);
+  /* Take the copy now, while the caller's bytes are still the ones
+   * OpenSSL saw. */
   if (is_retryable(status)) {
-    /* Take the copy now, while the caller's bytes are still the ones
-     * OpenSSL saw. */
-    if (conn->pend_cap < len) {
-      unsigned char *p = realloc(conn->pend_buf, len);
-      if (p == NULL) {
-        /* Without a copy we cannot keep the promise; the connection
-         * cannot be repeated safely either, so it fails. */
-        conn->state = RETLS__FAILED;
-        return retls__conn_fail(conn, RETLS_NOMEM,
-                                "write: cannot copy %zu pending bytes", len);
-      }
-      conn->pend_buf = p;
-      conn->pend_cap = len;
-    }
-    memcpy(conn->pend_buf, buf, len);
-    conn->pend_len = len;
+    int kept = keep_copy(conn, buf, len, 0);
+    if (kept != RETLS_OK)
+      return kept;
+  }
+  return status;
+}
+
+int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
+                           size_t len) {
+  size_t dummy;
+  SSL_SESSION *sess;
+  int status;
+
+  if (out == NULL)
+    out = &dummy;
+  *out = 0;
+  if (conn == NULL)
+    return RETLS_BAD_ARG;
+  if ((status = retls__check_usable(conn)) != RETLS_OK)
+    return status;
+  if (buf == NULL && len > 0)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "write_early: NULL buffer with length %zu", len);
+  if (conn->pend_len > 0) {
+    if (conn->pend_early && len == conn->pend_len &&
+        memcmp(buf, conn->pend_buf, len) == 0)
+      return retry_pending(out, conn);
+    return mismatch(conn, len);
+  }
+  if (conn->ctx->role != RETLS_CLIENT)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "write_early is for clients; a server reads "
+                            "early data with read_early()");
+  if (SSL_is_init_finished(conn->ssl) ||
+      (conn->early != RETLS__EARLY_WRITING && !SSL_in_before(conn->ssl)))
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "write_early after the handshake %s: early "
+                            "data only goes before it; use write()",
+                            SSL_is_init_finished(conn->ssl) ? "completed"
+                                                            : "started");
+  sess = SSL_get_session(conn->ssl);
+  if (sess == NULL || !SSL_SESSION_is_resumable(sess) ||
+      SSL_SESSION_get_protocol_version(sess) != TLS1_3_VERSION ||
+      SSL_SESSION_get_max_early_data(sess) == 0)
+    return retls__conn_fail(
+        conn, RETLS_BAD_ARG,
+        "write_early needs a resumable TLS 1.3 session from a server that "
+        "allows early data (%s); connect with such a session, or use "
+        "write() after the handshake",
+        sess == NULL || !SSL_SESSION_is_resumable(sess)
+            ? "this connection has none"
+            : SSL_SESSION_get_protocol_version(sess) != TLS1_3_VERSION
+                ? "this session is not TLS 1.3"
+                : "this session's server allows none");
+  if (len == 0)
+    return RETLS_OK;
+  conn->early = RETLS__EARLY_WRITING;
+  status = ssl_write_early_once(out, conn, buf, len);
+  if (is_retryable(status)) {
+    int kept = keep_copy(conn, buf, len, 1);
+    if (kept != RETLS_OK)
+      return kept;
   }
   return status;
 }
@@ -171,12 +395,18 @@ int retls_conn_flush(size_t *out, retls_conn *conn) {
   if ((status = retls__check_usable(conn)) != RETLS_OK)
     return status;
   if (conn->pend_len == 0)
-    return RETLS_OK;
+    return conn->early == RETLS__EARLY_REPLAY ? retls__early_settle(conn)
+                                              : RETLS_OK;
   return retry_pending(out, conn);
 }
 
 size_t retls_conn_pending_write(const retls_conn *conn) {
-  return conn ? conn->pend_len : 0;
+  if (conn == NULL)
+    return 0;
+  /* A replay still to go counts: close() must not drop it silently. */
+  return conn->pend_len + (conn->early == RETLS__EARLY_REPLAY
+                               ? conn->early_len - conn->early_off
+                               : 0);
 }
 
 int retls_conn_want(const retls_conn *conn) {

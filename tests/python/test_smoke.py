@@ -75,7 +75,7 @@ def test_information():
     assert re.match(r"<retls.Connection TLSv1.3 fd=-1>", repr(client))
     assert set(client.stats) == {"writes", "bytes_written", "want_read",
                                  "want_write", "retries", "mismatches",
-                                 "bytes_read"}
+                                 "bytes_read", "early_bytes", "early_replayed"}
 
 
 def test_exception_hierarchy():

@@ -22,7 +22,7 @@ import os as _os
 from . import _core
 
 __all__ = [
-    "Context", "Connection", "connect", "pair",
+    "Context", "Connection", "Session", "connect", "pair",
     "Error", "WantIO", "WantRead", "WantWrite", "RetryMismatch",
     "ZeroReturn", "SSLError", "VerifyError", "Closed", "WritePending",
     "ArgumentError", "OPENSSL_VERSION",
@@ -155,13 +155,25 @@ class Context:
     a path that receives the TLS secrets in NSS key log format.
     partial_write lets write() return after fewer bytes than given.
     renegotiation=False refuses TLS 1.2 renegotiation from the peer.
+
+    Sessions and 0-RTT: early_data=max_bytes lets a server accept TLS 1.3
+    early data (read with Connection.read_early(); off by default).
+    early_data_replay (clients, default True) sends early data the server
+    rejected again as ordinary data right after the handshake; with False
+    it is left in Connection.early_data_rejected_bytes.  tickets=N sets the
+    session tickets a server issues (0: none, resumption by session ID).
+    alpn_strict (servers, default True) ends a handshake whose client
+    offers none of the server's ALPN protocols with RFC 7301's
+    no_application_protocol alert; False continues without ALPN.
     """
 
     def __init__(self, role="client", *, verify=None, cafile=None,
                  capath=None, certfile=None, keyfile=None,
                  min_version="TLSv1.2", max_version=None, ciphers=None,
                  ciphersuites=None, alpn=None, keylog=None,
-                 partial_write=False, auto_retry=True, renegotiation=True):
+                 partial_write=False, auto_retry=True, renegotiation=True,
+                 early_data=None, early_data_replay=None, tickets=None,
+                 alpn_strict=None):
         if role not in ("client", "server"):
             raise ValueError(f"role must be 'client' or 'server', not {role!r}")
         self.role = role
@@ -190,6 +202,16 @@ class Context:
         c.set_partial_write(bool(partial_write))
         c.set_auto_retry(bool(auto_retry))
         c.set_renegotiation(bool(renegotiation))
+        # None means "the role's default"; a value for the other role's
+        # option raises ArgumentError naming it.
+        if early_data is not None:
+            c.set_early_data(_count(early_data, "early_data", 2**32 - 1))
+        if early_data_replay is not None:
+            c.set_early_data_replay(bool(early_data_replay))
+        if tickets is not None:
+            c.set_tickets(_count(tickets, "tickets", 100))
+        if alpn_strict is not None:
+            c.set_alpn_strict(bool(alpn_strict))
 
     def use_selfsigned(self, common_name="localhost"):
         """Use a throwaway self-signed certificate (tests and demos)."""
@@ -197,6 +219,88 @@ class Context:
 
     def __repr__(self):
         return f"<retls.Context {self.role}>"
+
+
+def _count(value, name, most):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__!r}")
+    if not 0 <= value <= most:
+        raise ValueError(f"{name} must be in 0..{most}, not {value}")
+    return value
+
+
+# ---- sessions ---------------------------------------------------------------
+
+class Session:
+    """A resumable TLS session (TLS 1.3 ticket, TLS 1.2 session ID or
+    ticket), from ``conn.session``.  Immutable.  ``to_bytes()`` gives a
+    portable form (it holds the session's secret: store it like a key);
+    ``Session.from_bytes()`` rebuilds it, in this process or another."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self):
+        raise TypeError("sessions come from conn.session or "
+                        "Session.from_bytes()")
+
+    @classmethod
+    def _wrap(cls, s):
+        self = object.__new__(cls)
+        self._s = s
+        return self
+
+    @classmethod
+    def from_bytes(cls, data):
+        """Rebuild a session from to_bytes() output.  ArgumentError for
+        garbage or truncated bytes; TypeError for non-bytes."""
+        if isinstance(data, str):
+            raise TypeError("session bytes must be bytes-like, not str "
+                            "(read the file in binary mode)")
+        return cls._wrap(_core.session_from_bytes(data))
+
+    def to_bytes(self):
+        """The portable form (DER of OpenSSL's SSL_SESSION)."""
+        return self._s.to_bytes()
+
+    @property
+    def is_resumable(self):
+        """True when it can be offered for resumption."""
+        return bool(self._s.is_resumable())
+
+    @property
+    def ticket_lifetime(self):
+        """Seconds the server said its ticket is valid (0: none given)."""
+        return self._s.ticket_lifetime()
+
+    @property
+    def max_early_data(self):
+        """Early-data bytes the server accepts with it (0: no 0-RTT)."""
+        return self._s.max_early_data()
+
+    def __eq__(self, other):
+        return isinstance(other, Session) and other.to_bytes() == self.to_bytes()
+
+    def __hash__(self):
+        return hash(self.to_bytes())
+
+    def __repr__(self):
+        return (f"<retls.Session resumable={self.is_resumable} "
+                f"ticket_lifetime={self.ticket_lifetime}>")
+
+
+def _session_arg(session):
+    if session is None:
+        return None
+    if not isinstance(session, Session):
+        raise TypeError(f"session must be a retls.Session or None, not "
+                        f"{type(session).__name__!r} (for bytes use "
+                        f"retls.Session.from_bytes())")
+    return session._s
+
+
+_EARLY_NAMES = {_core.EARLY_NOT_SENT: "not_sent",
+                _core.EARLY_REJECTED: "rejected",
+                _core.EARLY_ACCEPTED: "accepted"}
 
 
 def _alpn_list(alpn):
@@ -250,16 +354,19 @@ class Connection:
     """
 
     def __init__(self, ctx, sock=None, *, server_hostname=None,
-                 capacity=65536):
+                 session=None, capacity=65536):
         cctx = _ctx_arg(ctx, "ctx")
         if cctx is None:
             raise TypeError("ctx must be a retls.Context")
         _text(server_hostname, "server_hostname")
+        sess = _session_arg(session)
         if sock is None:
             c = _core.conn_new_memory(cctx, server_hostname,
                                       _capacity(capacity))
         else:
             c = _core.conn_new_fd(cctx, _fileno_of(sock), 0, server_hostname)
+        if sess is not None:
+            c.set_session(sess)
         self._setup(c, ctx, sock)
         self._memory = sock is None
 
@@ -379,6 +486,52 @@ class Connection:
         """Schedule a TLS 1.3 KeyUpdate, sent with the next write."""
         self._c.key_update(bool(request_peer))
 
+    # -- sessions and 0-RTT -------------------------------------------------
+
+    @property
+    def session(self):
+        """The newest resumable session (clients), or None.  In TLS 1.3 the
+        server sends its tickets after the handshake: they arrive with the
+        first read."""
+        s = self._c.session()
+        return None if s is None else Session._wrap(s)
+
+    @property
+    def session_reused(self):
+        """True when the handshake resumed a session."""
+        return bool(self._c.session_reused())
+
+    def write_early(self, data):
+        """Send data as TLS 1.3 0-RTT early data before the handshake
+        (clients with a session whose server allows it; ArgumentError
+        otherwise, and after the handshake).  Same contract as write():
+        WantRead/WantWrite keep a copy, flush() finishes it, other bytes
+        raise RetryMismatch.  If the server rejects the early data it is
+        sent again after the handshake (Context early_data_replay)."""
+        return self._c.write_early(data)
+
+    @property
+    def early_data_status(self):
+        """"accepted", "rejected" or "not_sent" once the handshake is
+        done; None before."""
+        return _EARLY_NAMES.get(self._c.early_data_status())
+
+    @property
+    def early_data_rejected_bytes(self):
+        """With early_data_replay=False: the early bytes the server
+        rejected, which were not sent again (b"" if none)."""
+        return self._c.early_data_rejected_bytes() or b""
+
+    def read_early(self, n=16384):
+        """Servers (Context early_data=...): read early data.  Call it
+        first, until it returns b"" (the early data has ended or there was
+        none); then read() the rest."""
+        if type(n) is int and n > _READ_MAX:
+            n = _READ_MAX
+        if type(n) is int and n < 1:
+            raise ValueError(f"n must be >= 1, not {n}")
+        return self._c.read_early(n)
+
     # -- memory mode -------------------------------------------------------
 
     def bio_write(self, data):
@@ -437,6 +590,7 @@ class Connection:
             "want_read": s.want_read, "want_write": s.want_write,
             "retries": s.retries, "mismatches": s.mismatches,
             "bytes_read": s.bytes_read,
+            "early_bytes": s.early_bytes, "early_replayed": s.early_replayed,
         }
 
     @property
@@ -492,11 +646,14 @@ def _fileno_of(sock):
     return sock
 
 
-def connect(host, port, ctx=None, *, server_hostname=None, timeout=None):
+def connect(host, port, ctx=None, *, server_hostname=None, timeout=None,
+            session=None):
     """Open a TCP connection to host:port and wrap it (handshake not done
     yet).  ctx defaults to a verifying client Context; server_hostname
     defaults to host.  timeout (seconds) bounds the connect and every later
-    blocking read/write (TimeoutError).  The connection owns the socket."""
+    blocking read/write (TimeoutError).  session resumes a retls.Session.
+    The connection owns the socket."""
+    sess = _session_arg(session)
     if ctx is None:
         ctx = Context("client")
     cctx = _ctx_arg(ctx, "ctx")
@@ -518,17 +675,21 @@ def connect(host, port, ctx=None, *, server_hostname=None, timeout=None):
     else:
         raise ValueError(f"timeout must be > 0 seconds or None, not {timeout!r}")
     c = _core.connect(cctx, host, port, timeout_ms, server_hostname)
+    if sess is not None:
+        c.set_session(sess)
     return Connection._wrap(c, ctx, None)
 
 
 def pair(client_ctx=None, server_ctx=None, *, capacity=16384,
-         handshake=True):
+         handshake=True, session=None):
     """Two connected ends over an in-process BIO pair, (client, server).
     capacity bounds the buffer in each direction: a write that does not fit
     raises WantWrite until the other end reads.  Without contexts: a client
     that does not verify and a server with a throwaway certificate.  The
     handshake is done before returning unless handshake=False (then call
-    do_handshake() on both ends in turn until both succeed)."""
+    do_handshake() on both ends in turn until both succeed).  session: the
+    client resumes it."""
+    sess = _session_arg(session)
     cc, sc = _ctx_arg(client_ctx, "client_ctx"), _ctx_arg(server_ctx, "server_ctx")
     capacity = _capacity(capacity)
     if cc is None or sc is None:
@@ -536,6 +697,8 @@ def pair(client_ctx=None, server_ctx=None, *, capacity=16384,
         cc = dc if cc is None else cc
         sc = ds if sc is None else sc
     client, server = _core.pair_new(cc, sc, capacity)
+    if sess is not None:
+        client.set_session(sess)
     ends = (Connection._wrap(client, client_ctx, None),
             Connection._wrap(server, server_ctx, None))
     if handshake:
