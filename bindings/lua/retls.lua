@@ -96,6 +96,8 @@ local CONTEXT_OPTIONS = {
   max_version = "string", ciphers = "string", ciphersuites = "string",
   alpn = "table", keylog = "string", partial_write = "boolean",
   auto_retry = "boolean", renegotiation = "boolean",
+  early_data = "number", early_data_replay = "boolean", tickets = "number",
+  alpn_strict = "boolean",
 }
 
 --- retls.context{ role = "client", verify = true, cafile = ..., ... }
@@ -151,6 +153,22 @@ function M.context(opts)
   if opts.auto_retry ~= nil then c:set_auto_retry(opts.auto_retry and 1 or 0) end
   if opts.renegotiation ~= nil then
     c:set_renegotiation(opts.renegotiation and 1 or 0)
+  end
+  -- Sessions and 0-RTT (the other role's option raises an "arg" error).
+  for _, k in ipairs({ "early_data", "tickets" }) do
+    local v = opts[k]
+    if v ~= nil and (v < 0 or v > 2^32 - 1 or v ~= math.floor(v)) then
+      argerror("context", 1, ("option '%s': a whole number >= 0 expected, " ..
+        "got %s"):format(k, tostring(v)))
+    end
+  end
+  if opts.early_data then c:set_early_data(opts.early_data) end
+  if opts.early_data_replay ~= nil then
+    c:set_early_data_replay(opts.early_data_replay and 1 or 0)
+  end
+  if opts.tickets then c:set_tickets(opts.tickets) end
+  if opts.alpn_strict ~= nil then
+    c:set_alpn_strict(opts.alpn_strict and 1 or 0)
   end
   return setmetatable({ _c = c, role = role }, Context)
 end

@@ -63,10 +63,11 @@ def test_counters_after_script():
     assert client.stats == {
         "writes": 3, "bytes_written": 100 + 30000 + 10,
         "want_write": 2, "want_read": 2, "retries": 4, "mismatches": 3,
-        "bytes_read": 500}
+        "bytes_read": 500, "early_bytes": 0, "early_replayed": 0}
     assert server.stats == {
         "writes": 1, "bytes_written": 500, "want_write": 0, "want_read": 0,
-        "retries": 0, "mismatches": 0, "bytes_read": 100 + 30000 + 10}
+        "retries": 0, "mismatches": 0, "bytes_read": 100 + 30000 + 10,
+        "early_bytes": 0, "early_replayed": 0}
 
     # Counters survive close, for post-mortem reporting.
     client.close()

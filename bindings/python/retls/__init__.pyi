@@ -11,7 +11,7 @@ from typing import Final, Literal, Protocol
 from typing_extensions import Buffer, Self
 
 __all__ = [
-    "Context", "Connection", "connect", "pair",
+    "Context", "Connection", "Session", "connect", "pair",
     "Error", "WantIO", "WantRead", "WantWrite", "RetryMismatch",
     "ZeroReturn", "SSLError", "VerifyError", "Closed", "WritePending",
     "ArgumentError", "OPENSSL_VERSION",
@@ -66,8 +66,28 @@ class Context:
         partial_write: bool = False,
         auto_retry: bool = True,
         renegotiation: bool = True,
+        early_data: int | None = None,
+        early_data_replay: bool | None = None,
+        tickets: int | None = None,
+        alpn_strict: bool | None = None,
     ) -> None: ...
     def use_selfsigned(self, common_name: str = "localhost") -> None: ...
+
+# ---- sessions ---------------------------------------------------------------
+
+class Session:
+    def __init__(self) -> None: ...
+    @classmethod
+    def from_bytes(cls, data: Buffer) -> Session: ...
+    def to_bytes(self) -> bytes: ...
+    @property
+    def is_resumable(self) -> bool: ...
+    @property
+    def ticket_lifetime(self) -> int: ...
+    @property
+    def max_early_data(self) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
 
 # ---- connections ------------------------------------------------------------
 
@@ -79,6 +99,7 @@ class Connection:
         sock: _HasFileno | int | None = None,
         *,
         server_hostname: str | None = None,
+        session: Session | None = None,
         capacity: int = 65536,
     ) -> None: ...
     # the write path
@@ -105,6 +126,19 @@ class Connection:
     ) -> None: ...
     def renegotiate(self) -> None: ...
     def key_update(self, request_peer: bool = False) -> None: ...
+    # sessions and 0-RTT
+    @property
+    def session(self) -> Session | None: ...
+    @property
+    def session_reused(self) -> bool: ...
+    def write_early(self, data: Buffer) -> int: ...
+    @property
+    def early_data_status(
+        self,
+    ) -> Literal["accepted", "rejected", "not_sent"] | None: ...
+    @property
+    def early_data_rejected_bytes(self) -> bytes: ...
+    def read_early(self, n: int = 16384) -> bytes: ...
     # memory mode
     def bio_write(self, data: Buffer) -> int: ...
     def bio_read(self, n: int = -1) -> bytes: ...
@@ -133,6 +167,7 @@ def connect(
     *,
     server_hostname: str | None = None,
     timeout: float | None = None,
+    session: Session | None = None,
 ) -> Connection: ...
 def pair(
     client_ctx: Context | None = None,
@@ -140,4 +175,5 @@ def pair(
     *,
     capacity: int = 16384,
     handshake: bool = True,
+    session: Session | None = None,
 ) -> tuple[Connection, Connection]: ...
