@@ -986,6 +986,27 @@ static int retls_lua_dirty(lua_State *L) {
   return 1;
 }
 
+/* close_notify(conn) -> true once it is sent.  LuaSec's close() sends
+ * it, blocking until it is out; retls.luasec connections do the same in
+ * close() (retls.lua), waiting at most the settimeout() value when it is
+ * > 0, else 10 s, so a peer that never reads cannot hang close().  With a
+ * write pending nothing is sent (close() then raises write_pending). */
+static int retls_lua_close_notify(lua_State *L) {
+  retls_ls *st;
+  retls_conn *conn = ls_self(L, &st);
+  retls_ls bounded;
+  int status = RETLS_BAD_ARG;
+  memset(&bounded, 0, sizeof(bounded));
+  bounded.block = -1;
+  bounded.total = st->block > 0 ? st->block : 10.0;
+  if (retls_conn_pending_write(conn) == 0 && retls_conn_fileno(conn) >= 0) {
+    double start = ls_now();
+    LS_RETRY(status, retls_conn_shutdown(conn), conn, &bounded, start);
+  }
+  lua_pushboolean(L, status == RETLS_OK);
+  return 1;
+}
+
 /* getpeername / getsockname -> address, port, family | nil, err */
 static int ls_name(lua_State *L, int peer) {
   retls_conn *conn = ls_self(L, NULL);
@@ -1027,6 +1048,7 @@ static int retls_lua_getsockname(lua_State *L) { return ls_name(L, 0); }
 %native(luasec_dirty) int retls_lua_dirty(lua_State *L);
 %native(luasec_getpeername) int retls_lua_getpeername(lua_State *L);
 %native(luasec_getsockname) int retls_lua_getsockname(lua_State *L);
+%native(luasec_close_notify) int retls_lua_close_notify(lua_State *L);
 /* ==== end of LUASEC METHODS ============================================== */
 
 #else

@@ -595,14 +595,13 @@ function M._luasec_wrap(ctx, sock, server_name)
 end
 
 -- LuaSec's close() sends the close_notify (retls' does not: shutdown() is
--- separate), so connections from retls.luasec.wrap send it first, once,
--- without waiting for the peer's.  A pending write still makes close()
+-- separate), so connections from retls.luasec.wrap send it first (waiting
+-- for the socket a bounded time, not for the peer's close_notify).  A pending write still makes close()
 -- raise write_pending: those bytes were never sent (README).
 local retls_close = Conn.close
 function Conn:close(mode)
   if rawget(self, "_luasec") and not self._closed and mode == nil then
-    local c = C(self, "close")
-    if c:pending_write() == 0 then pcall(c.shutdown, c) end
+    core.luasec_close_notify(self)
   end
   return retls_close(self, mode)
 end

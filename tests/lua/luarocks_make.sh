@@ -60,6 +60,9 @@ RETLS_TREE=$tmp/tree RETLS_HEADER_VERSION=$version "$lua" -e '
   assert(src:find(tree, 1, true), "retls.lua came from " .. src .. ", not the tree")
   assert(retls._VERSION == "retls " .. version, "installed _VERSION "
          .. tostring(retls._VERSION) .. ", but retls.h says " .. version)
-  print("installed: " .. retls._VERSION .. " from " .. src:sub(2))'
+  print("installed: " .. retls._VERSION .. " from " .. src:sub(2))
+  local lsrc = debug.getinfo(require("retls.luasec").wrap, "S").source
+  assert(lsrc:find(tree, 1, true), "retls/luasec.lua came from " .. lsrc)
+  print("installed: retls.luasec from " .. lsrc:sub(2))'
 cd "$tmp/src/tests/lua"
 "$lua" "$(command -v busted)" --output=utfTerminal smoke_spec.lua
