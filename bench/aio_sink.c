@@ -5,7 +5,8 @@
  * Being C, it is never the bottleneck of the Python clients it measures,
  * and it is the same peer for retls.aio and asyncio's TLS.
  *
- *   aio_sink CERT KEY PORTFILE   (binds 127.0.0.1:0, writes the port)
+ *   aio_sink CERT KEY PORTFILE [TLS13SUITES]
+ *   (binds 127.0.0.1:0, writes the port to PORTFILE)
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,13 +27,14 @@ int main(int argc, char **argv) {
   FILE *f;
   int ls, one = 1;
 
-  if (argc != 4) {
-    fprintf(stderr, "usage: aio_sink CERT KEY PORTFILE\n");
+  if (argc != 4 && argc != 5) {
+    fprintf(stderr, "usage: aio_sink CERT KEY PORTFILE [TLS13SUITES]\n");
     return 2;
   }
   ctx = SSL_CTX_new(TLS_server_method());
   if (ctx == NULL || SSL_CTX_use_certificate_chain_file(ctx, argv[1]) != 1 ||
-      SSL_CTX_use_PrivateKey_file(ctx, argv[2], SSL_FILETYPE_PEM) != 1) {
+      SSL_CTX_use_PrivateKey_file(ctx, argv[2], SSL_FILETYPE_PEM) != 1 ||
+      (argc == 5 && SSL_CTX_set_ciphersuites(ctx, argv[4]) != 1)) {
     ERR_print_errors_fp(stderr);
     return 1;
   }
