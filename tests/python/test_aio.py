@@ -794,3 +794,51 @@ def test_transport_api_and_extra_info(pki, run):
             assert await proto.lost is None
             assert tr.get_extra_info("version") == "TLSv1.3"   # kept
     run(main())
+
+
+def test_half_close_after_peer_close_notify(pki, run):
+    """A peer that sends close_notify first and keeps reading (a blocking
+    retls server in a thread): a protocol whose eof_received() returns
+    True may still write, and close() then ends the connection cleanly."""
+    import threading
+    lsock = socket.create_server((HOST, 0))
+    port = lsock.getsockname()[1]
+    got = {}
+
+    def peer():
+        sock, _ = lsock.accept()
+        with sock, retls.Connection(sctx(pki), sock) as conn:
+            conn.do_handshake()
+            conn.shutdown()                       # our close_notify first
+            data = bytearray()
+            try:
+                while True:
+                    data += conn.read()
+            except retls.ZeroReturn:
+                got["data"] = bytes(data)
+
+    class HalfClose(Recorder):
+        def eof_received(self):
+            super().eof_received()
+            self.transport.write(b"after your close_notify")
+            self.transport.close()
+            return True
+
+        def connection_made(self, transport):
+            super().connection_made(transport)
+            self.transport = transport
+
+    async def main():
+        thread = threading.Thread(target=peer)
+        thread.start()
+        tr, proto = await aio.create_connection(
+            HalfClose, HOST, port, ctx=cctx(pki), server_hostname="localhost")
+        assert await proto.lost is None
+        await asyncio.get_running_loop().run_in_executor(None, thread.join,
+                                                         DEADLINE)
+        assert proto.events == ["made", "eof", "lost"]
+    try:
+        run(main())
+    finally:
+        lsock.close()
+    assert got["data"] == b"after your close_notify"
