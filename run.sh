@@ -33,8 +33,9 @@ case "${1:-}" in
     # registrations (cmake/sanitizer_runtime.cmake); no valgrind test here.
     build build-asan -DRETLS_SANITIZE=ON -DBUILD_PYTHON=ON -DBUILD_LUA=ON -DRETLS_LUA=5.4
     ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L "c|python|lua"
-    echo "== the retry state machine under libFuzzer (ASan + UBSan), 60 s"
-    fuzz/run.sh 60
+    echo "== the retry state machine under libFuzzer (ASan + UBSan), 100000 inputs"
+    # About a minute on an idle 2-core machine; 300 s bounds it when busy.
+    fuzz/run.sh 300 -runs=100000
     echo "== all suites passed"
     ;;
   demo)

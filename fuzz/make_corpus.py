@@ -13,8 +13,11 @@ import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# configuration byte
+# configuration byte: bits 0-3, and the handshake kind in bits 4-7
+# (0: fast, an external PSK or a resumption; 0x30: fast, TLS 1.3 server
+# sends session tickets; 0xF0: full certificate handshake)
 TLS13, PARTIAL, SMALLFRAG, MEMORY = 1, 2, 4, 8
+TICKETS, FULL = 0x30, 0xF0
 # opcodes (bits 0-3 of an operation byte)
 (WRITE, RETRY_SAME, RETRY_SHORTER, RETRY_LONGER, RETRY_OTHER, FLUSH, READ,
  HANDSHAKE, RENEGOTIATE, KEY_UPDATE, SHUTDOWN, CLOSE, PUMP, BAD_ARGS,
@@ -130,6 +133,16 @@ SEEDS = {
         op(RETRY_OTHER, C, 1) + bytes([1]), op(TRANSFER, C), op(BAD_ARGS, C),
         op(READ_ALL, S), write(C, 700, constant=0), op(BAD_ARGS, S)),
 }
+
+# The same scenarios with the other handshake kinds, so the corpus starts
+# with some of each (most inputs stay fast: see fuzz/README.md).
+for _name, _cfg in (("tls13-retry-kinds", FULL), ("tls12-retry-kinds", FULL),
+                    ("tls12-renegotiate-server", FULL),
+                    ("tls13-memory-keyupdate", FULL),
+                    ("tls13-key-update", TICKETS),
+                    ("tls13-shutdown", TICKETS)):
+    SEEDS[_name + ("-full" if _cfg == FULL else "-tickets")] = (
+        bytes([SEEDS[_name][0] | _cfg]) + SEEDS[_name][1:])
 
 
 def main():

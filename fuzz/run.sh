@@ -7,9 +7,10 @@
 # sanitizer report, leak or timeout; the failing input is kept in
 # fuzz-out/ with the command that replays it.
 #
-#   fuzz/run.sh 60                 # what ./run.sh test runs
+#   fuzz/run.sh 300 -runs=100000   # what ./run.sh test runs: 100000
+#                                  # inputs, at most 300 s
 #   fuzz/run.sh 1800               # the long local run (see fuzz/README.md)
-#   fuzz/run.sh 600 -jobs=2        # extra options go to libFuzzer
+#   fuzz/run.sh 600 -seed=7        # extra options go to libFuzzer
 #
 # Environment: RETLS_FUZZ_BUILD (default build-fuzz), CC (default clang).
 set -euo pipefail
@@ -45,11 +46,18 @@ echo "== fuzz: fuzz_retry for ${seconds}s from $(ls "$work/corpus" | wc -l) seed
 # -max_len: 64 operations of at most 4 bytes fit in 512 bytes.
 # The log keeps everything; the terminal gets it without the NEW/REDUCE
 # lines of corpus growth.
+# -entropic_scale_per_exec_time: inputs that run faster (most: see the
+# handshake kinds in README.md) are chosen more often.
+# CPU time is recorded too: other processes may share the machine, and
+# executions per CPU second do not depend on them.
+TIMEFORMAT='%U %S' # of the fuzzer, into $work/cpu
 {
-  "$build/fuzz/fuzz_retry" "$work/corpus" \
-    -max_total_time="$seconds" -timeout=30 -max_len=512 \
-    -artifact_prefix="$root/fuzz-out/" -print_final_stats=1 "$@" 2>&1
-  echo $? >"$work/rc"
+  { time "$build/fuzz/fuzz_retry" "$work/corpus" \
+      -max_total_time="$seconds" -timeout=30 -max_len=512 \
+      -entropic_scale_per_exec_time=1 \
+      -artifact_prefix="$root/fuzz-out/" -print_final_stats=1 "$@" 2>&1
+    echo $? >"$work/rc"
+  } 2>"$work/cpu"
 } | tee "$work/log" | grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE)' || true
 status=$(cat "$work/rc")
 
@@ -60,4 +68,7 @@ if [ "$status" -ne 0 ] || grep -q -E 'ERROR: libFuzzer|Sanitizer|invariant viola
 fi
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/log")
 rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log")
-echo "== fuzz: no findings in ${seconds}s: ${runs:-?} executions (${rate:-?}/s)"
+cpu=$(awk '{ printf "%.1f", $1 + $2 }' "$work/cpu")
+per_cpu=$(awk -v r="${runs:-0}" -v c="$cpu" 'BEGIN { if (c > 0) printf "%.0f", r / c; else print "?" }')
+echo "== fuzz: no findings: ${runs:-?} executions, ${rate:-?}/s wall clock," \
+     "${per_cpu}/s per CPU second (${cpu} s CPU)"
