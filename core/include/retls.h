@@ -43,7 +43,10 @@
  * A retls_conn must be used from one thread at a time (callers serialise).
  * A retls_ctx may be shared by many connections and threads once configured;
  * configure it before creating connections from it.  Reference counting of
- * contexts is atomic.
+ * contexts is atomic.  A failed connection creation explains itself in the
+ * context's last error, one text per context: read it right after the
+ * failure, and expect another thread's failure on the same context to
+ * replace it (tests/c/test_threads.c runs all this under ThreadSanitizer).
  *
  * SIGPIPE
  * -------

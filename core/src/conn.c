@@ -41,11 +41,16 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
                       const char *server_name) {
   retls_conn *conn;
   *out = NULL;
+  /* A success leaves no stale text behind (the bindings read it after a
+   * failure); under the lock, as other threads may be creating
+   * connections from ctx too. */
+  pthread_mutex_lock(&ctx->lock);
   ctx->detail[0] = '\0';
+  pthread_mutex_unlock(&ctx->lock);
   if (server_name != NULL && *server_name == '\0')
     server_name = NULL;
   if (ctx->role == RETLS_CLIENT && ctx->verify && server_name == NULL) {
-    retls__set_detail(ctx->detail,
+    retls__ctx_detail(ctx,
                       "certificate verification needs the server's "
                       "hostname: pass server_hostname, or turn "
                       "verification off (verify=False / verify = false) "
@@ -53,7 +58,7 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
     return RETLS_BAD_ARG;
   }
   if (ctx->role == RETLS_SERVER && server_name != NULL) {
-    retls__set_detail(ctx->detail,
+    retls__ctx_detail(ctx,
                       "server_hostname is for client connections only");
     return RETLS_BAD_ARG;
   }
@@ -62,7 +67,7 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
     retls__ctx_load_system_store(ctx);
   conn = calloc(1, sizeof(*conn));
   if (conn == NULL)
-    return RETLS_NOMEM;
+    return retls__ctx_fail(ctx, RETLS_NOMEM, "cannot create a connection");
   ERR_clear_error();
   conn->ssl = SSL_new(ctx->ssl_ctx);
   if (conn->ssl == NULL) {

@@ -104,12 +104,36 @@ void retls__ctx_ref(retls_ctx *ctx) {
   __atomic_add_fetch(&ctx->refs, 1, __ATOMIC_RELAXED);
 }
 
+/* OpenSSL computes a certificate's extension cache (key identifiers, CA
+ * flags) on its first use in a verification, behind an unlocked check of
+ * a "done" flag (ossl_x509v3_cache_extensions): two handshakes verifying
+ * against the same CA at once race on it.  Harmless on x86, a data race
+ * all the same, which ThreadSanitizer reports in the caller's program.
+ * Computing the caches of the trusted certificates while they are loaded,
+ * before other threads can see them, leaves nothing to race on. */
+static void warm_trust_store(retls_ctx *ctx) {
+  X509_STORE *store = SSL_CTX_get_cert_store(ctx->ssl_ctx);
+  STACK_OF(X509_OBJECT) *objs;
+  int i;
+  if (store == NULL || !X509_STORE_lock(store))
+    return;
+  objs = X509_STORE_get0_objects(store);
+  for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+    X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+    if (x != NULL)
+      X509_check_purpose(x, -1, 0);
+  }
+  X509_STORE_unlock(store);
+  ERR_clear_error();
+}
+
 void retls__ctx_load_system_store(retls_ctx *ctx) {
   /* Connections may be created from several threads on one context. */
   pthread_mutex_lock(&ctx->lock);
   if (!ctx->system_store_loaded) {
     SSL_CTX_set_default_verify_paths(ctx->ssl_ctx);
     ERR_clear_error(); /* a missing system bundle is not fatal here */
+    warm_trust_store(ctx);
     __atomic_store_n(&ctx->system_store_loaded, 1, __ATOMIC_RELEASE);
   }
   pthread_mutex_unlock(&ctx->lock);
@@ -192,6 +216,7 @@ int retls_ctx_load_verify(retls_ctx *ctx, const char *cafile,
     snprintf(what, sizeof(what), "cannot use CA directory '%s'", capath);
     return retls__ctx_fail(ctx, RETLS_BAD_ARG, what);
   }
+  warm_trust_store(ctx);
   return RETLS_OK;
 }
 

@@ -80,10 +80,24 @@ static void append_err_queue(char *detail, size_t size) {
   }
 }
 
+/* A context's text is shared by every thread that creates connections
+ * from it (retls.h, THREADS): writes to it take the context's lock. */
 int retls__ctx_fail(retls_ctx *ctx, int status, const char *what) {
+  pthread_mutex_lock(&ctx->lock);
   snprintf(ctx->detail, sizeof(ctx->detail), "%s", what);
   append_err_queue(ctx->detail, sizeof(ctx->detail));
+  pthread_mutex_unlock(&ctx->lock);
   return status;
+}
+
+int retls__ctx_detail(retls_ctx *ctx, const char *fmt, ...) {
+  va_list ap;
+  pthread_mutex_lock(&ctx->lock);
+  va_start(ap, fmt);
+  vsnprintf(ctx->detail, sizeof(ctx->detail), fmt, ap);
+  va_end(ap);
+  pthread_mutex_unlock(&ctx->lock);
+  return 0;
 }
 
 int retls__check_usable(retls_conn *conn) {

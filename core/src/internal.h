@@ -114,6 +114,13 @@ int retls__conn_fail(retls_conn *conn, int status, const char *fmt, ...)
 #endif
     ;
 int retls__ctx_fail(retls_ctx *ctx, int status, const char *what);
+/* Set ctx's text under its lock: for connection creation, which may run
+ * on many threads at once (configuration calls may not). */
+int retls__ctx_detail(retls_ctx *ctx, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
 int retls__map_ssl_result(retls_conn *conn, int ret, const char *op);
 int retls__check_usable(retls_conn *conn);
 int retls__conn_soft_fail(retls_conn *conn, int status, const char *what);

@@ -32,7 +32,7 @@ int retls_conn_new_fd(retls_conn **out, retls_ctx *ctx, int fd, int flags,
   if (ctx == NULL)
     return RETLS_BAD_ARG;
   if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
-    retls__set_detail(ctx->detail, "fd %d is not an open file descriptor",
+    retls__ctx_detail(ctx, "fd %d is not an open file descriptor",
                       fd);
     return RETLS_BAD_ARG;
   }
@@ -98,7 +98,7 @@ int retls_connect(retls_conn **out, retls_ctx *ctx, const char *host,
     return RETLS_BAD_ARG;
   if (host == NULL || !*host || port <= 0 || port > 65535 ||
       timeout_ms < 0) {
-    retls__set_detail(ctx->detail,
+    retls__ctx_detail(ctx,
                       "connect: need a host, a port in 1..65535 and a "
                       "timeout >= 0 (got host %s, port %d, timeout %d ms)",
                       host ? host : "(null)", port, timeout_ms);
@@ -112,7 +112,7 @@ int retls_connect(retls_conn **out, retls_ctx *ctx, const char *host,
   snprintf(portstr, sizeof(portstr), "%d", port);
   gai = getaddrinfo(host, portstr, &hints, &res);
   if (gai != 0) {
-    retls__set_detail(ctx->detail, "connect: cannot resolve '%s': %s", host,
+    retls__ctx_detail(ctx, "connect: cannot resolve '%s': %s", host,
                       gai_strerror(gai));
     return RETLS_SYSCALL;
   }
@@ -131,7 +131,7 @@ int retls_connect(retls_conn **out, retls_ctx *ctx, const char *host,
   }
   freeaddrinfo(res);
   if (fd < 0) {
-    retls__set_detail(ctx->detail, "connect to %s:%d: %s", host, port,
+    retls__ctx_detail(ctx, "connect to %s:%d: %s", host, port,
                       strerror(err));
     return err == ETIMEDOUT ? RETLS_TIMEOUT : RETLS_SYSCALL;
   }
@@ -272,11 +272,11 @@ int retls_pair_new(retls_conn **out_client, retls_conn **out_server,
   if ((cctx && cctx->role != RETLS_CLIENT) ||
       (sctx && sctx->role != RETLS_SERVER)) {
     if (cctx && cctx->role != RETLS_CLIENT)
-      retls__set_detail(cctx->detail, "pair: the first context must be a "
-                                      "client context");
+      retls__ctx_detail(cctx, "pair: the first context must be a "
+                              "client context");
     if (sctx && sctx->role != RETLS_SERVER)
-      retls__set_detail(sctx->detail, "pair: the second context must be a "
-                                      "server context");
+      retls__ctx_detail(sctx, "pair: the second context must be a "
+                              "server context");
     return RETLS_BAD_ARG;
   }
   if (capacity == 0)
