@@ -33,6 +33,9 @@ case "${1:-}" in
     # registrations (cmake/sanitizer_runtime.cmake); no valgrind test here.
     build build-asan -DRETLS_SANITIZE=ON -DBUILD_PYTHON=ON -DBUILD_LUA=ON -DRETLS_LUA=5.4
     ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L "c|python|lua"
+    echo "== C suite under ThreadSanitizer (tests/c/test_threads.c shares contexts between threads)"
+    build build-tsan -DRETLS_SANITIZE=thread -DBUILD_PYTHON=OFF -DBUILD_LUA=OFF
+    ctest --test-dir build-tsan --output-on-failure -j "$JOBS" -L c
     echo "== the retry state machine under libFuzzer (ASan + UBSan), 100000 inputs"
     # About a minute on an idle 2-core machine; 300 s bounds it when busy.
     fuzz/run.sh 300 -runs=100000
