@@ -230,29 +230,37 @@ static PyObject *retls_py_output(PyObject *result, PyObject *obj) {
  * bytearray, memoryview and array.array work.  The buffer stays exported
  * for the whole call, so a bytearray cannot be resized under OpenSSL; the
  * core copies what it must keep before returning. */
+%{
+/* 0 and *view filled (release it), or -1 with the TypeError set. */
+static int retls_py_get_buffer(PyObject *o, Py_buffer *view) {
+  if (!PyUnicode_Check(o) && PyObject_CheckBuffer(o)) {
+    if (PyObject_GetBuffer(o, view, PyBUF_SIMPLE) == 0)
+      return 0;
+    PyErr_Format(PyExc_TypeError,
+                 "data must be a contiguous bytes-like object; this "
+                 "'%.100s' is not contiguous (copy it with bytes(data))",
+                 Py_TYPE(o)->tp_name);
+    return -1;
+  }
+  PyErr_Format(PyExc_TypeError,
+               "data must be a bytes-like object (bytes, bytearray, "
+               "memoryview, array.array), not '%.100s'%s",
+               Py_TYPE(o)->tp_name,
+               PyUnicode_Check(o) ? "; encode text first, e.g. "
+                                   "s.encode()" : "");
+  return -1;
+}
+%}
 %typemap(in) (const void *buf, size_t len) (Py_buffer view, int have_view = 0) {
   if (PyBytes_Check($input)) {
     $1 = PyBytes_AS_STRING($input);
     $2 = (size_t)PyBytes_GET_SIZE($input);
-  } else if (!PyUnicode_Check($input) && PyObject_CheckBuffer($input)) {
-    if (PyObject_GetBuffer($input, &view, PyBUF_SIMPLE) != 0) {
-      PyErr_Format(PyExc_TypeError,
-                   "data must be a contiguous bytes-like object; this "
-                   "'%.100s' is not contiguous (copy it with bytes(data))",
-                   Py_TYPE($input)->tp_name);
+  } else {
+    if (retls_py_get_buffer($input, &view) != 0)
       SWIG_fail;
-    }
     have_view = 1;
     $1 = view.buf;
     $2 = (size_t)view.len;
-  } else {
-    PyErr_Format(PyExc_TypeError,
-                 "data must be a bytes-like object (bytes, bytearray, "
-                 "memoryview, array.array), not '%.100s'%s",
-                 Py_TYPE($input)->tp_name,
-                 PyUnicode_Check($input) ? "; encode text first, e.g. "
-                                           "s.encode()" : "");
-    SWIG_fail;
   }
 }
 %typemap(freearg) (const void *buf, size_t len) {
@@ -368,7 +376,6 @@ static void retls_py_leave(const retls_conn *conn) {
 }
 %enddef
 RETLS_PY_MAY_BLOCK(w_handshake)
-RETLS_PY_MAY_BLOCK(w_write)
 RETLS_PY_MAY_BLOCK(w_flush)
 RETLS_PY_MAY_BLOCK(w_read)
 RETLS_PY_MAY_BLOCK(w_shutdown)
@@ -403,6 +410,163 @@ RETLS_PY_NOT_WHILE_BUSY(w_early_data_rejected_bytes)
   $action
   Py_END_ALLOW_THREADS
 }
+
+/* ---- the hot path: write() and bio_read() ------------------------------ */
+/* Hand-written methods of Conn instead of SWIG's wrappers: the method
+ * descriptor has already checked that self is a Conn, so the pointer is
+ * read directly (no SWIG_ConvertPtr), the result is built once (no
+ * None-then-append), and bio_read() with no argument takes everything
+ * waiting into ONE new bytes object in one C call (the Python layer used
+ * to call bio_pending() and then bio_read(n)).  install_fast_methods()
+ * puts them into the type at import (retls/__init__.py); SWIG's own
+ * w_write / w_bio_read stay for Lua. */
+%ignore retls_conn::w_write;
+%ignore retls_conn::w_bio_read;
+%{
+static retls_conn *retls_py_self(PyObject *self) {
+  retls_conn *conn = (retls_conn *)((SwigPyObject *)self)->ptr;
+  if (conn == NULL)
+    PyErr_SetString(PyExc_TypeError,
+                    "this Conn was not made by retls (no connection)");
+  return conn;
+}
+
+static PyObject *retls_py_fail(retls_conn *conn, int status) {
+  retls_py_raise(status, retls_conn_last_error(conn));
+  return NULL;
+}
+
+/* write(data) -> bytes taken; the retry contract is the core's. */
+static PyObject *retls_py_write(PyObject *self, PyObject *data) {
+  retls_conn *conn = retls_py_self(self);
+  Py_buffer view;
+  const void *buf;
+  size_t len, n = 0;
+  int status, have_view = 0;
+  if (conn == NULL)
+    return NULL;
+  if (PyBytes_Check(data)) {
+    buf = PyBytes_AS_STRING(data);
+    len = (size_t)PyBytes_GET_SIZE(data);
+  } else {
+    if (retls_py_get_buffer(data, &view) != 0)
+      return NULL;
+    have_view = 1;
+    buf = view.buf;
+    len = (size_t)view.len;
+  }
+  if (retls_conn_fileno(conn) >= 0) { /* a socket: may block */
+    if (retls_py_enter(conn) != 0) {
+      if (have_view)
+        PyBuffer_Release(&view);
+      return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = retls_conn_write(&n, conn, buf, len);
+    Py_END_ALLOW_THREADS
+    retls_py_leave(conn);
+  } else {
+    status = retls_conn_write(&n, conn, buf, len);
+  }
+  if (have_view)
+    PyBuffer_Release(&view);
+  if (status != RETLS_OK)
+    return retls_py_fail(conn, status);
+  return PyLong_FromSize_t(n);
+}
+
+/* bio_read([n]) -> up to n bytes of waiting ciphertext (all when n is
+ * missing or negative; never more than is waiting, so a huge n allocates
+ * nothing big); b"" when nothing is waiting. */
+static PyObject *retls_py_bio_read(PyObject *self, PyObject *const *args,
+                                   Py_ssize_t nargs) {
+  retls_conn *conn = retls_py_self(self);
+  Py_ssize_t want = -1;
+  size_t pending, got = 0;
+  PyObject *bytes;
+  int status;
+  if (conn == NULL)
+    return NULL;
+  if (nargs > 1) {
+    PyErr_Format(PyExc_TypeError,
+                 "bio_read() takes at most 1 argument (%zd given)", nargs);
+    return NULL;
+  }
+  if (nargs == 1) {
+    int overflow = 0;
+    long long v;
+    if (PyBool_Check(args[0]) || !PyLong_Check(args[0])) {
+      PyErr_Format(PyExc_TypeError, "n must be an int, not '%.100s'",
+                   Py_TYPE(args[0])->tp_name);
+      return NULL;
+    }
+    v = PyLong_AsLongLongAndOverflow(args[0], &overflow);
+    if (v == -1 && PyErr_Occurred())
+      return NULL;
+    if (overflow)
+      v = overflow < 0 ? -1 : PY_SSIZE_T_MAX;
+    if (v == 0)
+      return PyBytes_FromStringAndSize(NULL, 0);
+    want = v < 0 ? -1 : v > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : (Py_ssize_t)v;
+  }
+  pending = retls_conn_bio_pending(conn);
+  if (pending == 0) {
+    /* Nothing waiting; the core still checks the connection (closed, or
+     * not in memory mode) and says so. */
+    char one;
+    status = retls_conn_bio_read(&got, conn, &one, 1);
+    if (status != RETLS_OK)
+      return retls_py_fail(conn, status);
+    return PyBytes_FromStringAndSize(&one, (Py_ssize_t)got);
+  }
+  if (want < 0 || (size_t)want > pending)
+    want = (Py_ssize_t)pending;
+  bytes = PyBytes_FromStringAndSize(NULL, want);
+  if (bytes == NULL)
+    return NULL;
+  status = retls_conn_bio_read(&got, conn, PyBytes_AS_STRING(bytes),
+                               (size_t)want);
+  if (status != RETLS_OK) {
+    Py_DECREF(bytes);
+    return retls_py_fail(conn, status);
+  }
+  if ((Py_ssize_t)got != want && _PyBytes_Resize(&bytes, (Py_ssize_t)got) != 0)
+    return NULL;
+  return bytes;
+}
+
+static PyObject *w_install_fast_methods(void) {
+  static PyMethodDef defs[] = {
+      {"write", (PyCFunction)retls_py_write, METH_O,
+       "write(data) -> bytes taken; WantRead/WantWrite keep the bytes "
+       "pending (flush() or the same write finishes them)"},
+      {"bio_read", (PyCFunction)(void (*)(void))retls_py_bio_read,
+       METH_FASTCALL,
+       "bio_read([n]) -> up to n bytes of ciphertext for the peer (all "
+       "that is waiting without n)"},
+      {NULL, NULL, 0, NULL}};
+  SwigPyClientData *cd =
+      (SwigPyClientData *)SWIGTYPE_p_retls_conn->clientdata;
+  PyTypeObject *tp = cd != NULL ? cd->pytype : NULL;
+  PyMethodDef *def;
+  if (tp == NULL || tp->tp_dict == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "retls._core: Conn type not ready");
+    return NULL;
+  }
+  for (def = defs; def->ml_name != NULL; def++) {
+    PyObject *descr = PyDescr_NewMethod(tp, def);
+    if (descr == NULL || PyDict_SetItemString(tp->tp_dict, def->ml_name,
+                                              descr) != 0) {
+      Py_XDECREF(descr);
+      return NULL;
+    }
+    Py_DECREF(descr);
+  }
+  PyType_Modified(tp);
+  Py_RETURN_NONE;
+}
+%}
+PyObject *w_install_fast_methods(void);
 
 /* ======================================================================== */
 /* LUA SECTION                                                              */

@@ -302,9 +302,20 @@ int retls_conn_set_server_name(retls_conn *conn, const char *server_name);
 /**
  * Memory mode: no socket.  The caller moves ciphertext itself with
  * retls_conn_bio_write() (bytes from the peer) and retls_conn_bio_read()
- * (bytes for the peer), as CPython's SSLObject does.  capacity bounds the
- * outgoing buffer (0: 65536): when it is full, writes stop with
- * RETLS_WANT_WRITE until the caller drains it.
+ * (bytes for the peer), as CPython's SSLObject does.
+ *
+ * capacity 0 means unbounded, like ssl.MemoryBIO: every write succeeds
+ * (a 300 KiB write leaves all its ciphertext waiting for
+ * retls_conn_bio_read) and the outgoing buffer grows as needed; it is
+ * given back when the connection goes idle (see below).  capacity N > 0
+ * bounds the outgoing buffer to N bytes (allocated at once): when it is
+ * full, writes stop with RETLS_WANT_WRITE until the caller drains it.
+ *
+ * Idle memory (every transport): after a completed handshake, and when a
+ * read finds nothing more to read on an established connection with no
+ * write pending, OpenSSL's record buffers (about 17 KiB each way) and an
+ * empty unbounded outgoing buffer are freed; the next read or write
+ * allocates them again.  A writer that keeps writing keeps its buffers.
  */
 int retls_conn_new_memory(retls_conn **out, retls_ctx *ctx,
                           const char *server_name, size_t capacity);

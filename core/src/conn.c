@@ -165,6 +165,7 @@ int retls_conn_handshake(retls_conn *conn) {
   if (ret == 1) {
     conn->want = RETLS_OK;
     conn->detail[0] = '\0';
+    retls__conn_release_idle(conn); /* established, nothing to send yet */
     return RETLS_OK;
   }
   status = retls__map_ssl_result(conn, ret, "handshake");
@@ -199,6 +200,9 @@ int retls_conn_read(size_t *out, retls_conn *conn, void *buf, size_t len) {
     return RETLS_OK;
   }
   status = retls__map_ssl_result(conn, ret, "read");
+  if (status == RETLS_WANT_READ && conn->pend_len == 0 &&
+      SSL_is_init_finished(conn->ssl))
+    retls__conn_release_idle(conn); /* all read: waiting for the peer */
   return retls__conn_status_from_want(conn, status);
 }
 
@@ -264,6 +268,7 @@ int retls_conn_close(retls_conn *conn, int flags) {
   conn->ssl = NULL;
   BIO_free(conn->net_bio);
   conn->net_bio = NULL;
+  conn->outq = NULL;
   if (conn->own_fd && conn->fd >= 0)
     close(conn->fd);
   conn->fd = -1;

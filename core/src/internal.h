@@ -68,7 +68,10 @@ struct retls_conn {
   int fd;
   int own_fd;
   int timeout_ms;       /* > 0: WANT on a blocking fd means timed out */
-  BIO *net_bio;         /* memory mode: the caller's half of the BIO pair */
+  BIO *net_bio;         /* memory mode: where bio_read takes ciphertext
+                           from (the caller's half of the BIO pair, or
+                           the unbounded queue itself) */
+  struct retls__outq *outq; /* unbounded memory mode: net_bio's queue */
 
   /* The retry state (see write.c): a private copy of a write that stopped
    * on WANT_*, repeated until OpenSSL takes it. */
@@ -133,6 +136,9 @@ void retls__ctx_load_system_store(retls_ctx *ctx);
 int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
                       const char *server_name);
 int retls__conn_status_from_want(retls_conn *conn, int status);
+
+/* transport.c */
+void retls__conn_release_idle(retls_conn *conn);
 
 /* write.c */
 void retls__pending_clear(retls_conn *conn);

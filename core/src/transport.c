@@ -19,7 +19,6 @@
 #include "internal.h"
 
 #define RETLS__DEFAULT_PAIR_CAPACITY 16384
-#define RETLS__DEFAULT_MEMORY_CAPACITY 65536
 
 int retls_conn_new_fd(retls_conn **out, retls_ctx *ctx, int fd, int flags,
                       const char *server_name) {
@@ -154,34 +153,189 @@ int retls_connect(retls_conn **out, retls_ctx *ctx, const char *host,
 
 /* ---- memory mode ------------------------------------------------------- */
 
+/*
+ * The unbounded outgoing direction (capacity 0, the default, as CPython's
+ * ssl.MemoryBIO): a byte queue behind a small BIO method of our own.
+ * BIO_s_mem would do, but it zero-fills every region it grows into before
+ * copying the record over it, and it never gives memory back; the queue
+ * copies once, is read by retls_conn_bio_read straight from its buffer,
+ * and is freed when the connection goes idle (retls__conn_release_idle).
+ */
+struct retls__outq {
+  unsigned char *buf;
+  size_t start; /* first byte not yet taken by bio_read */
+  size_t len;   /* bytes waiting */
+  size_t cap;
+};
+
+/* A drained buffer up to this size is kept for the next write (a busy
+ * writer reuses it); a larger one is given back at once. */
+#define RETLS__OUTQ_KEEP (1024 * 1024)
+
+static int outq_write(BIO *b, const char *data, size_t n, size_t *written) {
+  struct retls__outq *q = BIO_get_data(b);
+  size_t need = q->len + n;
+  if (need < q->len)
+    return 0;
+  if (q->start + need > q->cap) {
+    if (q->start > 0) { /* slide the waiting bytes to the front first */
+      memmove(q->buf, q->buf + q->start, q->len);
+      q->start = 0;
+    }
+    if (need > q->cap) {
+      size_t cap = q->cap * 2 > need ? q->cap * 2 : need;
+      unsigned char *p;
+      if (cap < 4096)
+        cap = 4096;
+      p = realloc(q->buf, cap);
+      if (p == NULL)
+        return 0; /* OpenSSL reports a failed transport write */
+      q->buf = p;
+      q->cap = cap;
+    }
+  }
+  memcpy(q->buf + q->start + q->len, data, n);
+  q->len += n;
+  *written = n;
+  return 1;
+}
+
+static long outq_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  struct retls__outq *q = BIO_get_data(b);
+  (void)num;
+  (void)ptr;
+  switch (cmd) {
+  case BIO_CTRL_PENDING:
+  case BIO_CTRL_WPENDING:
+    return (long)q->len;
+  case BIO_CTRL_FLUSH:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+static int outq_create(BIO *b) {
+  struct retls__outq *q = calloc(1, sizeof(*q));
+  if (q == NULL)
+    return 0;
+  BIO_set_data(b, q);
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+static int outq_destroy(BIO *b) {
+  struct retls__outq *q = BIO_get_data(b);
+  if (q != NULL) {
+    free(q->buf);
+    free(q);
+    BIO_set_data(b, NULL);
+  }
+  return 1;
+}
+
+static BIO_METHOD *outq_method;
+static pthread_once_t outq_once = PTHREAD_ONCE_INIT;
+
+static void outq_method_init(void) {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                               "retls outgoing queue");
+  if (m != NULL &&
+      (!BIO_meth_set_write_ex(m, outq_write) ||
+       !BIO_meth_set_ctrl(m, outq_ctrl) ||
+       !BIO_meth_set_create(m, outq_create) ||
+       !BIO_meth_set_destroy(m, outq_destroy))) {
+    BIO_meth_free(m);
+    m = NULL;
+  }
+  outq_method = m;
+}
+
+#if defined(__GNUC__)
+/* The method lives as long as the library: freed when it is unloaded (a
+ * scripting runtime dlclose()s the module at exit), so leak checkers see
+ * nothing lost. */
+__attribute__((destructor)) static void outq_method_free(void) {
+  BIO_meth_free(outq_method);
+  outq_method = NULL;
+}
+#endif
+
+/* Take up to len waiting bytes from the queue. */
+static size_t outq_take(struct retls__outq *q, void *buf, size_t len) {
+  if (len > q->len)
+    len = q->len;
+  memcpy(buf, q->buf + q->start, len);
+  q->start += len;
+  q->len -= len;
+  if (q->len == 0) {
+    q->start = 0;
+    if (q->cap > RETLS__OUTQ_KEEP) {
+      free(q->buf);
+      q->buf = NULL;
+      q->cap = 0;
+    }
+  }
+  return len;
+}
+
+/* The connection has nothing in flight and waits for its peer: give back
+ * OpenSSL's record buffers (~17 KiB each way, reallocated by the next
+ * read or write; SSL_free_buffers keeps them if they hold data) and an
+ * empty outgoing queue.  Doing this here rather than with
+ * SSL_MODE_RELEASE_BUFFERS keeps the write path free of a malloc/free
+ * per record: a busy writer never comes through here. */
+void retls__conn_release_idle(retls_conn *conn) {
+  struct retls__outq *q = conn->outq;
+  if (conn->ssl == NULL)
+    return;
+  SSL_free_buffers(conn->ssl);
+  if (q != NULL && q->len == 0 && q->buf != NULL) {
+    free(q->buf);
+    q->buf = NULL;
+    q->cap = 0;
+    q->start = 0;
+  }
+}
+
 int retls_conn_new_memory(retls_conn **out, retls_ctx *ctx,
                           const char *server_name, size_t capacity) {
   retls_conn *conn;
   BIO *in, *tls_out = NULL, *net_out = NULL;
-  int status;
+  int status, ok;
   if (out == NULL)
     return RETLS_BAD_ARG;
   *out = NULL;
   if (ctx == NULL)
     return RETLS_BAD_ARG;
-  if (capacity == 0)
-    capacity = RETLS__DEFAULT_MEMORY_CAPACITY;
   if ((status = retls__conn_alloc(&conn, ctx, server_name)) != RETLS_OK)
     return status;
   /* Incoming: an unbounded memory BIO that says "retry" when empty (not
-   * EOF), so the caller can always feed what it received.  Outgoing: a
-   * bounded BIO pair, so a caller that does not drain sees WANT_WRITE
-   * instead of unbounded buffering. */
+   * EOF), so the caller can always feed what it received.  Outgoing:
+   * unbounded (capacity 0), or a BIO pair of that capacity, so a caller
+   * that does not drain sees WANT_WRITE instead of unbounded buffering. */
   in = BIO_new(BIO_s_mem());
-  if (in == NULL ||
-      !BIO_new_bio_pair(&tls_out, capacity, &net_out, capacity)) {
+  if (capacity == 0) {
+    ok = pthread_once(&outq_once, outq_method_init) == 0 &&
+         outq_method != NULL && (tls_out = BIO_new(outq_method)) != NULL &&
+         BIO_up_ref(tls_out);
+    if (ok)
+      net_out = tls_out;
+  } else {
+    ok = BIO_new_bio_pair(&tls_out, capacity, &net_out, capacity);
+  }
+  if (in == NULL || !ok) {
     BIO_free(in);
+    BIO_free(tls_out);
+    BIO_free(net_out); /* the queue's second reference, or the pair's half */
     retls_conn_free(conn);
+    ERR_clear_error();
     return RETLS_NOMEM;
   }
   BIO_set_mem_eof_return(in, -1);
   SSL_set_bio(conn->ssl, in, tls_out);
-  conn->net_bio = net_out;
+  conn->net_bio = net_out; /* the queue: a reference of its own */
+  conn->outq = capacity == 0 ? BIO_get_data(net_out) : NULL;
   conn->transport = RETLS__T_MEMORY;
   *out = conn;
   return RETLS_OK;
@@ -235,7 +389,9 @@ int retls_conn_bio_read(size_t *out, retls_conn *conn, void *buf,
   if (buf == NULL || len == 0)
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "bio_read: need a buffer of at least 1 byte");
-  if (!BIO_read_ex(conn->net_bio, buf, len, out))
+  if (conn->outq != NULL)
+    *out = outq_take(conn->outq, buf, len);
+  else if (!BIO_read_ex(conn->net_bio, buf, len, out))
     *out = 0; /* nothing waiting is not an error */
   ERR_clear_error();
   return RETLS_OK;
@@ -244,6 +400,8 @@ int retls_conn_bio_read(size_t *out, retls_conn *conn, void *buf,
 size_t retls_conn_bio_pending(const retls_conn *conn) {
   if (conn == NULL || conn->net_bio == NULL)
     return 0;
+  if (conn->outq != NULL)
+    return conn->outq->len;
   return BIO_ctrl_pending(conn->net_bio);
 }
 

@@ -12,8 +12,9 @@ LuaSocket TCP socket here; a pipe, an event loop's stream, a test
 harness...).
 
 It sends --size bytes of random data (default 1M: more than the 64 KiB
-outgoing buffer, so the write stops with WantWrite and is finished with
-flush()), says goodbye with close_notify, prints the server's reply and the
+outgoing buffer it asks for with --capacity, so the write stops with
+WantWrite and is finished with flush(); without a capacity, memory mode is
+unbounded), says goodbye with close_notify, prints the server's reply and the
 SHA-256 of what it sent.  Against examples/python/digest_server.py the
 reply is that server's SHA-256 of what it received.
 
@@ -29,12 +30,14 @@ local util = require "example_util"  -- argument parsing, data, SHA-256
 
 local o = util.parse_args(arg, {
   size = "1M", cafile = false, servername = false, insecure = "flag",
-  timeout = "30",
+  timeout = "30", capacity = "65536",
 }, "HOST PORT")
 local host, port, timeout = o[1], tonumber(o[2]), tonumber(o.timeout)
 
 local ctx = retls.context { verify = not o.insecure, cafile = o.cafile or nil }
-local conn = retls.wrap(ctx, nil, { server_hostname = o.servername or host })
+local capacity = tonumber(o.capacity)
+local conn = retls.wrap(ctx, nil, { server_hostname = o.servername or host,
+                                    capacity = capacity > 0 and capacity or nil })
 local sock = assert(socket.tcp())
 sock:settimeout(timeout)
 local ok, err = sock:connect(host, port)

@@ -10,8 +10,9 @@ peer's bytes".  The same loop works over anything that carries bytes (a
 plain socket here; a pipe, an asyncio transport, a test harness...).
 
 It sends --size bytes of random data (default 1M: more than the 64 KiB
-outgoing buffer, so the write stops with WantWrite and is finished with
-flush()), says goodbye with close_notify, prints the server's reply and the
+outgoing buffer it asks for with --capacity, so the write stops with
+WantWrite and is finished with flush(); without a capacity, retls' default,
+memory mode is unbounded like ssl.MemoryBIO), says goodbye with close_notify, prints the server's reply and the
 SHA-256 of what it sent.  Against examples/python/digest_server.py the
 reply is that server's SHA-256 of what it received.
 
@@ -41,10 +42,13 @@ def main() -> None:
     ap.add_argument("--servername")
     ap.add_argument("--insecure", action="store_true")
     ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("--capacity", type=int, default=65536,
+                    help="bound the outgoing buffer (0: unbounded)")
     o = ap.parse_args()
 
     ctx = retls.Context("client", verify=not o.insecure, cafile=o.cafile)
-    conn = retls.Connection(ctx, None, server_hostname=o.servername or o.host)
+    conn = retls.Connection(ctx, None, server_hostname=o.servername or o.host,
+                            capacity=o.capacity or None)
     sock = socket.create_connection((o.host, o.port), timeout=o.timeout)
     moved = {"out": 0, "in": 0}
 

@@ -180,11 +180,52 @@ static void test_write_above_4gib(void) {
   big_len_case(((size_t)1 << 32) + 100);
 }
 
+/*
+ * Memory mode is unbounded by default (capacity 0), as ssl.MemoryBIO: a
+ * 300 KiB write succeeds at once and leaves all of its ciphertext (one
+ * 22-byte overhead per 16 KiB record) waiting for bio_read, which the
+ * peer decrypts to the same bytes.  A capacity keeps the backpressure.
+ */
+static void test_memory_mode_is_unbounded_by_default(void) {
+  enum { SIZE = 300 * 1024 };
+  retls_conn *c, *s, *bc, *bs;
+  unsigned char *data = malloc(SIZE);
+  harness_buf got = {0};
+  size_t n, i, ct;
+  for (i = 0; i < SIZE; i++)
+    data[i] = (unsigned char)(i * 7 + 3);
+  CHECK(harness_memory_pair(&c, &s, NULL, NULL, 0) == RETLS_OK);
+  CHECK_STATUS(c, retls_conn_write(&n, c, data, SIZE), RETLS_OK);
+  CHECK(n == SIZE && retls_conn_pending_write(c) == 0);
+  ct = retls_conn_bio_pending(c);
+  CHECK(ct == SIZE + 22 * ((SIZE + RECORD - 1) / RECORD));
+  CHECK(harness_relay(c, s, 0, NULL) == ct);
+  CHECK(retls_conn_bio_pending(c) == 0);
+  CHECK(harness_drain(s, &got) == RETLS_WANT_READ);
+  CHECK(got.len == SIZE && memcmp(got.data, data, SIZE) == 0);
+  /* the queue works again after it was drained and given back */
+  CHECK_STATUS(c, retls_conn_write(&n, c, "again", 5), RETLS_OK);
+  CHECK(retls_conn_bio_pending(c) == 5 + 22);
+
+  CHECK(harness_memory_pair(&bc, &bs, NULL, NULL, 65536) == RETLS_OK);
+  CHECK_STATUS(bc, retls_conn_write(&n, bc, data, SIZE), RETLS_WANT_WRITE);
+  CHECK(retls_conn_pending_write(bc) == SIZE);
+  CHECK(retls_conn_bio_pending(bc) <= 65536);
+  retls_conn_free(c);
+  retls_conn_free(s);
+  retls_conn_close(bc, RETLS_CLOSE_DISCARD);
+  retls_conn_free(bc);
+  retls_conn_free(bs);
+  harness_buf_free(&got);
+  free(data);
+}
+
 int main(void) {
   RUN(test_partial_write_takes_one_record_per_call);
   RUN(test_partial_write_with_want_write);
   RUN(test_64mib_in_one_write);
   RUN(test_write_above_int_max);
   RUN(test_write_above_4gib);
+  RUN(test_memory_mode_is_unbounded_by_default);
   return harness_finish();
 }

@@ -1,5 +1,6 @@
 """Handshakes: memory-BIO mode driven by hand, ALPN, the key log, version
 and cipher settings (verification: test_verify.py)."""
+import random
 import re
 
 import pytest
@@ -64,13 +65,36 @@ def test_memory_bio_read_sizes_and_eof():
         server.read()
 
 
-def test_memory_write_stops_when_outgoing_buffer_is_full():
+def test_memory_mode_is_unbounded_by_default():
+    # like ssl.MemoryBIO: a 300 KiB write succeeds at once and leaves all
+    # of its ciphertext (22 bytes per 16 KiB record more) for bio_read()
     cctx = retls.Context(verify=False)
     sctx = retls.Context("server")
     sctx.use_selfsigned()
     client, server = memory_pair(cctx, sctx)
     handshake_memory(client, server)
-    data = bytes(200_000)                    # > the 64 KiB default capacity
+    relay(server, client)                    # session tickets
+    drain(client)
+    data = random.randbytes(300 * 1024)
+    assert client.write(data) == len(data)
+    assert client.pending_write == 0
+    size = len(data) + 22 * -(-len(data) // 16384)
+    assert client.bio_pending == size
+    ciphertext = client.bio_read()           # everything, in one object
+    assert len(ciphertext) == size and client.bio_pending == 0
+    assert client.bio_read() == b""
+    server.bio_write(ciphertext)
+    assert drain(server) == data
+
+
+def test_memory_write_stops_when_outgoing_buffer_is_full():
+    cctx = retls.Context(verify=False)
+    sctx = retls.Context("server")
+    sctx.use_selfsigned()
+    client = retls.Connection(cctx, None, capacity=65536)
+    server = retls.Connection(sctx, None)
+    handshake_memory(client, server)
+    data = bytes(200_000)                    # > capacity
     with pytest.raises(retls.WantWrite):
         client.write(data)
     got = bytearray()

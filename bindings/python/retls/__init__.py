@@ -118,6 +118,9 @@ _EXCEPTIONS = {
 for _status, _cls in _EXCEPTIONS.items():
     _core.set_exception(_status, _cls)
 del _status, _cls
+# write() and bio_read() of _core.Conn become hand-written C methods
+# (bindings/retls.i, "the hot path").
+_core.install_fast_methods()
 
 
 def _path(value, name):
@@ -346,23 +349,26 @@ class Connection:
     """One TLS connection.
 
     sock is a connected socket object, an int fd, or None for memory mode
-    (move ciphertext with bio_write()/bio_read(); capacity bounds the
-    outgoing ciphertext buffer, and a write that does not fit raises
-    WantWrite until bio_read() made room).  The connection never closes a
+    (move ciphertext with bio_write()/bio_read()).  Memory mode is
+    unbounded by default, like ssl.MemoryBIO: every write succeeds and its
+    ciphertext waits for bio_read().  capacity=N bounds the outgoing
+    ciphertext buffer instead: a write that does not fit raises WantWrite
+    until bio_read() made room.  The connection never closes a
     socket it did not open; it keeps the socket object (and the context)
     alive as long as it needs them.
     """
 
     def __init__(self, ctx, sock=None, *, server_hostname=None,
-                 session=None, capacity=65536):
+                 session=None, capacity=None):
         cctx = _ctx_arg(ctx, "ctx")
         if cctx is None:
             raise TypeError("ctx must be a retls.Context")
         _text(server_hostname, "server_hostname")
         sess = _session_arg(session)
         if sock is None:
-            c = _core.conn_new_memory(cctx, server_hostname,
-                                      _capacity(capacity))
+            c = _core.conn_new_memory(
+                cctx, server_hostname,
+                0 if capacity is None else _capacity(capacity))
         else:
             c = _core.conn_new_fd(cctx, _fileno_of(sock), 0, server_hostname)
         if sess is not None:
@@ -390,6 +396,8 @@ class Connection:
             self.write = c.write
         if cls.flush is Connection.flush:
             self.flush = c.flush
+        if cls.bio_read is Connection.bio_read:
+            self.bio_read = c.bio_read
 
     # -- the write path: straight into C ----------------------------------
 
@@ -540,17 +548,10 @@ class Connection:
 
     def bio_read(self, n=-1):
         """Memory mode: take up to n bytes of ciphertext for the peer (all
-        that is waiting when n < 0); b"" when nothing is waiting."""
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"n must be an int, not {type(n).__name__!r}")
-        pending = self._c.bio_pending()
-        if n < 0:
-            n = pending
-        elif n > pending:
-            # Never allocate more than is waiting; 1 keeps the core's
-            # error for a connection that is not in memory mode.
-            n = max(pending, 1)
-        return self._c.bio_read(n) if n else b""
+        that is waiting when n is omitted or negative, in one bytes
+        object); b"" when nothing is waiting.  Never allocates more than is
+        waiting, whatever n says."""
+        return self._c.bio_read(n)
 
     @property
     def bio_pending(self):
