@@ -183,11 +183,10 @@ static int outq_write(BIO *b, const char *data, size_t n, size_t *written) {
       q->start = 0;
     }
     if (need > q->cap) {
+      /* Doubling keeps a growing writer at O(1) copies per byte; no
+       * minimum, so a handshake's few hundred bytes stay few hundred. */
       size_t cap = q->cap * 2 > need ? q->cap * 2 : need;
-      unsigned char *p;
-      if (cap < 4096)
-        cap = 4096;
-      p = realloc(q->buf, cap);
+      unsigned char *p = realloc(q->buf, cap);
       if (p == NULL)
         return 0; /* OpenSSL reports a failed transport write */
       q->buf = p;
