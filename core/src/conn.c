@@ -146,7 +146,7 @@ int retls__conn_status_from_want(retls_conn *conn, int status) {
  * connection's stale error never shows up on another. */
 #define IO_BEGIN() \
   do {             \
-    ERR_clear_error(); \
+    retls__err_clear(); \
     errno = 0;     \
   } while (0)
 

@@ -7,6 +7,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "retls.h"
@@ -146,5 +147,16 @@ int retls__early_settle(retls_conn *conn);
 
 /* session.c */
 int retls__session_new_cb(SSL *ssl, SSL_SESSION *sess);
+
+/* Empty this thread's OpenSSL error queue before an SSL_* I/O call, so a
+ * stale error never decides SSL_get_error()'s answer.  The queue is empty
+ * nearly always, and ERR_clear_error() resets all 16 of its slots anyway:
+ * in OpenSSL 3.0 that is ~800 instructions, more than the bookkeeping of a
+ * 64-byte SSL_write itself (callgrind, issue 9).  ERR_peek_error() sees
+ * exactly what SSL_get_error() would see, for a tenth of that. */
+static inline void retls__err_clear(void) {
+  if (ERR_peek_error() != 0)
+    ERR_clear_error();
+}
 
 #endif /* RETLS_INTERNAL_H */

@@ -390,9 +390,10 @@ int retls_conn_bio_read(size_t *out, retls_conn *conn, void *buf,
                             "bio_read: need a buffer of at least 1 byte");
   if (conn->outq != NULL)
     *out = outq_take(conn->outq, buf, len);
-  else if (!BIO_read_ex(conn->net_bio, buf, len, out))
+  else if (!BIO_read_ex(conn->net_bio, buf, len, out)) {
     *out = 0; /* nothing waiting is not an error */
-  ERR_clear_error();
+    retls__err_clear(); /* nor anything an empty BIO may have queued */
+  }
   return RETLS_OK;
 }
 

@@ -84,7 +84,7 @@ static int ssl_write_once(size_t *out, retls_conn *conn, const void *buf,
   size_t written = 0;
   int ret, status;
 
-  ERR_clear_error();
+  retls__err_clear();
   errno = 0;
   ret = SSL_write_ex(conn->ssl, buf, len, &written);
   if (ret == 1) {
