@@ -311,11 +311,12 @@ int retls_conn_set_server_name(retls_conn *conn, const char *server_name);
  * bounds the outgoing buffer to N bytes (allocated at once): when it is
  * full, writes stop with RETLS_WANT_WRITE until the caller drains it.
  *
- * Idle memory (every transport): after a completed handshake, and when a
+ * Idle memory: after a completed handshake (every transport), and when a
  * read finds nothing more to read on an established connection with no
- * write pending, OpenSSL's record buffers (about 17 KiB each way) and an
- * empty unbounded outgoing buffer are freed; the next read or write
- * allocates them again.  A writer that keeps writing keeps its buffers.
+ * write pending (socket and memory mode), OpenSSL's record buffers (about
+ * 17 KiB each way) and an empty unbounded outgoing buffer are freed; the
+ * next read or write allocates them again.  A writer that keeps writing
+ * keeps its buffers.
  */
 int retls_conn_new_memory(retls_conn **out, retls_ctx *ctx,
                           const char *server_name, size_t capacity);

@@ -200,9 +200,13 @@ int retls_conn_read(size_t *out, retls_conn *conn, void *buf, size_t len) {
     return RETLS_OK;
   }
   status = retls__map_ssl_result(conn, ret, "read");
+  /* All read: the connection waits for its peer, so its record buffers
+   * go back (retls__conn_release_idle).  Not for an in-process pair,
+   * whose two ends take turns in one loop: there the next read comes at
+   * once, and a free + malloc per turn would only cost time. */
   if (status == RETLS_WANT_READ && conn->pend_len == 0 &&
-      SSL_is_init_finished(conn->ssl))
-    retls__conn_release_idle(conn); /* all read: waiting for the peer */
+      conn->transport != RETLS__T_PAIR && SSL_is_init_finished(conn->ssl))
+    retls__conn_release_idle(conn);
   return retls__conn_status_from_want(conn, status);
 }
 
