@@ -100,7 +100,7 @@ class Connection:
         *,
         server_hostname: str | None = None,
         session: Session | None = None,
-        capacity: int = 65536,
+        capacity: int | None = None,
     ) -> None: ...
     # the write path
     def write(self, data: Buffer) -> int: ...
