@@ -257,6 +257,8 @@ def main():
                     help="less data, 1,000 connections, 1 round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=10000)
+    ap.add_argument("--only", choices=("stream", "scale"),
+                    help="run one half of the benchmark")
     ap.add_argument("--serve", choices=STACKS)
     ap.add_argument("--loop", choices=LOOPS, default="asyncio")
     ap.add_argument("--pki")
@@ -290,7 +292,7 @@ def main():
               "run; absolute numbers vary with the machine's load\n")
         results = []
         try:
-            for loop in LOOPS:
+            for loop in LOOPS if args.only != "scale" else ():
                 results += bench_streams(loop, sink, ctxs, args.rounds,
                                          args.quick)
         finally:
@@ -311,7 +313,7 @@ def main():
               f"(client in another process, both on the stack measured)")
         print(f"{'':<24}{'loop':<9}{'retls.aio':>14}{'asyncio TLS':>14}"
               f"{'ratio':>8}")
-        for loop in LOOPS:
+        for loop in LOOPS if args.only != "stream" else ():
             sc = bench_scale(loop, pki, args.conns)
             a, b = sc["retls.aio"], sc["asyncio TLS"]
             for key, label, fmt, better_low in (

@@ -27,9 +27,8 @@ are waiting): one send(2) for many small writes instead of one each.
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
-from typing import (Any, Callable, Deque, Dict, Iterable, List, Optional,
+from typing import (Any, Callable, Dict, Iterable, List, Optional,
                     Tuple, Union)
 
 from . import (ArgumentError, Closed, Connection, Context, Error, TimeoutError,
@@ -86,6 +85,9 @@ class _Plain(asyncio.Protocol):
     """The protocol on the plain (socket) transport: forwards each event to
     the TLS transport."""
 
+    __slots__ = ("connection_made", "data_received", "eof_received",
+                 "connection_lost", "pause_writing", "resume_writing")
+
     def __init__(self, tls: "TLSTransport") -> None:
         self.connection_made = tls._on_connection_made  # type: ignore
         self.data_received = tls._on_data  # type: ignore
@@ -103,6 +105,15 @@ class TLSTransport(asyncio.Transport):
     and the writes queued behind it, plus ciphertext not yet handed to the
     socket (in the connection and in the plain transport's buffer).
     """
+
+    # A server holds one per connection: no per-instance dict.
+    __slots__ = (
+        "_loop", "_conn", "_c", "_cwrite", "_cread", "_cbio_pending",
+        "_protocol", "_waiter", "_handshake", "_handshake_timeout",
+        "_server_side", "_state", "_plain", "_exc", "_timer", "_lost",
+        "_blocked", "_queue", "_queued", "_unpushed", "_push_scheduled",
+        "_plain_size", "_high", "_low", "_app_paused", "_reading_paused",
+        "_peer_closed", "_sent_close_notify", "_plain_eof", "_made")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: Connection,
                  protocol: asyncio.BaseProtocol,
@@ -131,7 +142,7 @@ class TLSTransport(asyncio.Transport):
         self._lost: "asyncio.Future[None]" = loop.create_future()
         # writes: a queue of copies behind a write retls could not finish
         self._blocked = False
-        self._queue: Deque[bytes] = collections.deque()
+        self._queue: List[bytes] = []    # rare: only behind a renegotiation
         self._queued = 0
         self._unpushed = 0
         self._push_scheduled = False
@@ -442,7 +453,7 @@ class TLSTransport(asyncio.Transport):
             self._queued -= n
             self._unpushed += n
             if n >= len(chunk):
-                q.popleft()
+                del q[0]
             else:
                 q[0] = chunk[n:]
         self._blocked = False
