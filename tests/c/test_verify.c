@@ -154,6 +154,50 @@ static void test_ip_address_mismatch(void) {
   retls_ctx_free(sc);
 }
 
+/* retls_conn_set_server_name replaces the name given at creation (the
+ * check and SNI), before the handshake only; an IP replaces a hostname
+ * and the other way round. */
+static void test_set_server_name(void) {
+  harness_cert leaf;
+  retls_ctx *cc = client_trusting_ca(), *sc;
+  retls_conn *c, *s;
+  CHECK(harness_make_cert(&leaf, "leaf-rename", "localhost", &ca, -DAY, DAY,
+                          0) == 0);
+  sc = server_with(&leaf);
+  CHECK(cc && sc);
+
+  /* made for the IP (which the certificate lacks), renamed: verifies */
+  CHECK_STATUS(NULL, retls_conn_new_memory(&c, cc, "127.0.0.1", 0), RETLS_OK);
+  CHECK_STATUS(NULL, retls_conn_new_memory(&s, sc, NULL, 0), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_set_server_name(c, "localhost"), RETLS_OK);
+  CHECK_STATUS(c, harness_memory_handshake(c, s), RETLS_OK);
+  CHECK(retls_conn_verify_result(c) == X509_V_OK);
+  /* too late now */
+  CHECK_STATUS(c, retls_conn_set_server_name(c, "other.example"),
+               RETLS_BAD_ARG);
+  CHECK(strstr(retls_conn_last_error(c), "handshake has started") != NULL);
+  /* servers have no server name to set */
+  CHECK_STATUS(s, retls_conn_set_server_name(s, "localhost"), RETLS_BAD_ARG);
+  CHECK(strstr(retls_conn_last_error(s), "client connections only") != NULL);
+  retls_conn_free(c);
+  retls_conn_free(s);
+
+  /* made for the right hostname, renamed to the IP: the hostname is gone */
+  CHECK_STATUS(NULL, retls_conn_new_memory(&c, cc, "localhost", 0), RETLS_OK);
+  CHECK_STATUS(NULL, retls_conn_new_memory(&s, sc, NULL, 0), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_set_server_name(c, ""), RETLS_BAD_ARG);
+  CHECK_STATUS(c, retls_conn_set_server_name(c, "127.0.0.1"), RETLS_OK);
+  CHECK_STATUS(c, harness_memory_handshake(c, s), RETLS_VERIFY);
+  CHECK(strstr(retls_conn_last_error(c),
+               X509_verify_cert_error_string(X509_V_ERR_IP_ADDRESS_MISMATCH)) !=
+        NULL);
+  retls_conn_free(c);
+  retls_conn_free(s);
+  CHECK_STATUS(NULL, retls_conn_set_server_name(NULL, "x"), RETLS_BAD_ARG);
+  retls_ctx_free(cc);
+  retls_ctx_free(sc);
+}
+
 static void test_expired_certificate(void) {
   harness_cert old;
   retls_ctx *cc = client_trusting_ca(), *sc;
@@ -298,6 +342,7 @@ int main(void) {
   RUN(test_trusted_chain_accepted);
   RUN(test_hostname_mismatch);
   RUN(test_ip_address_mismatch);
+  RUN(test_set_server_name);
   RUN(test_expired_certificate);
   RUN(test_not_yet_valid_certificate);
   RUN(test_unknown_issuer);
