@@ -946,10 +946,15 @@ static int retls_lua_send(lua_State *L) {
   double i = luaL_optnumber(L, 3, 1), j = luaL_optnumber(L, 4, -1);
   double start = st->total >= 0 ? ls_now() : 0;
   int status = RETLS_OK;
+  /* LuaSocket's index rules; clamped before any conversion (NaN, 1e300) */
+  if (i != i) i = 1;
+  if (j != j) j = -1;
   if (i < 0) i = (double)len + i + 1;
   if (j < 0) j = (double)len + j + 1;
   if (i < 1) i = 1;
+  if (i > (double)len + 1) i = (double)len + 1;
   if (j > (double)len) j = (double)len;
+  if (j < 0) j = 0;
   i = (double)(long long)i;
   j = (double)(long long)j;
   if (i <= j) {
@@ -1038,7 +1043,8 @@ static int retls_lua_receive(lua_State *L) {
     double n = lua_tonumber(L, 2);
     luaL_argcheck(L, n >= 0, 2, "invalid receive pattern");
     kind = 'n';
-    wanted = (size_t)n;
+    /* (no more can ever arrive in one string; clamped before converting) */
+    wanted = n >= (double)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)n;
   } else {
     const char *p = luaL_optstring(L, 2, "*l");
     if (p[0] == '*')

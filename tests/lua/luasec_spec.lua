@@ -189,6 +189,24 @@ describe("LuaSec's methods on a retls connection, against LuaSec", function()
     s:close()
   end)
 
+  it("bad arguments raise as LuaSocket's do; odd indices are clamped as LuaSocket clamps them", function()
+    local c, s = connected(lssl, ssl)
+    local function msg(f) local ok, e = pcall(f) assert.is_false(ok) return tostring(e) end
+    assert.matches("invalid receive pattern", msg(function() c:receive("*x") end), 1, true)
+    assert.matches("invalid receive pattern", msg(function() c:receive(-1) end), 1, true)
+    assert.matches("invalid timeout mode", msg(function() c:settimeout(1, "x") end), 1, true)
+    assert.matches("bad self", msg(function() c.send("x") end), 1, true)
+    local fake = setmetatable({ _c = "x" }, getmetatable(c))
+    assert.matches("bad self", msg(function() fake:receive() end), 1, true)
+    assert.matches("string expected", msg(function() c:send({}) end), 1, true)
+    assert.are.same({ 2, nil, nil }, { c:send("ab", 0 / 0) })        -- NaN: from 1
+    assert.are.same({ 2, nil, nil }, { c:send("ab", -1e300, 1e300) })
+    assert.are.same({ 2, nil, nil }, { c:send("ab", 1e300) })        -- nothing
+    assert.are.same({ 0, nil, nil }, { c:send("ab", 1, -1e300) })    -- nothing
+    F.run({ function() assert.are.equal("abab", F.receive(s, 4)) end }, 10)
+    c:close() s:close()
+  end)
+
   it("maps protocol and version options: tlsv1_2, no_tlsv1_3", function()
     local c, s = connected(lssl, ssl, { protocol = "tlsv1_2" })
     assert.are.equal("TLSv1.2", c:info().version)
