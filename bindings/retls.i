@@ -538,8 +538,10 @@ static PyObject *retls_py_bio_read(PyObject *self, PyObject *const *args,
 static PyObject *w_install_fast_methods(void) {
   static PyMethodDef defs[] = {
       {"write", (PyCFunction)retls_py_write, METH_O,
-       "write(data) -> bytes taken; WantRead/WantWrite keep the bytes "
-       "pending (flush() or the same write finishes them)"},
+       "write(data) -> int: bytes taken.  On WantRead/WantWrite the "
+       "connection\nkeeps a copy of the pending bytes: wait, then flush() "
+       "(or write the same\nbytes again); other bytes raise RetryMismatch "
+       "and send nothing."},
       {"bio_read", (PyCFunction)(void (*)(void))retls_py_bio_read,
        METH_FASTCALL,
        "bio_read([n]) -> up to n bytes of ciphertext for the peer (all "
@@ -567,6 +569,14 @@ static PyObject *w_install_fast_methods(void) {
 }
 %}
 PyObject *w_install_fast_methods(void);
+
+/* ---- docstrings -------------------------------------------------------- */
+/* retls.Connection binds conn.flush to this C method per instance (no
+ * Python frame per call), so help(conn.flush) shows this; conn.write's
+ * text is in install_fast_methods() above. */
+%feature("docstring") retls_conn::w_flush
+"flush() -> int: finish the pending write; its bytes now acknowledged
+(0 when nothing was pending).";
 
 /* ======================================================================== */
 /* LUA SECTION                                                              */

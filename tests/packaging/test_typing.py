@@ -86,3 +86,17 @@ def test_help_on_write_explains_the_retry_contract():
     assert "keeps a copy of the pending bytes" in " ".join(  # no "|" margins
         pydoc.render_doc(retls.Connection, renderer=pydoc.plaintext)
         .replace("|", " ").split())
+
+
+def test_help_on_a_connections_write_too():
+    """conn.write on an instance is the C method (bound for speed): its
+    docstring comes from retls.i and says the same."""
+    client, server = retls.pair()
+    for method in (client.write, client.flush):
+        text = " ".join(pydoc.render_doc(method, renderer=pydoc.plaintext)
+                        .split())
+        assert "pending write" in text or "pending bytes" in text, text
+    text = " ".join(pydoc.render_doc(client.write,
+                                     renderer=pydoc.plaintext).split())
+    assert "keeps a copy of the pending bytes" in text, text
+    assert "RetryMismatch" in text and "flush()" in text, text
