@@ -84,7 +84,11 @@ def env(tmp_path_factory):
                     or not os.access(target, os.X_OK)):
                 continue
             os.symlink(target, farm / name)
-    e = dict(os.environ, PATH=str(farm), PIP_DISABLE_PIP_VERSION_CHECK="1")
+    # -O0: these builds prove the packaging, not the speed; the compiler's
+    # optimiser would be most of their time (CFLAGS come after setuptools'
+    # own -O3, so they win).
+    e = dict(os.environ, PATH=str(farm), PIP_DISABLE_PIP_VERSION_CHECK="1",
+             CFLAGS="-O0")
     for var in ("PYTHONPATH", "LD_PRELOAD", "PIP_NO_BUILD_ISOLATION",
                 "PIP_NO_INDEX", "VIRTUAL_ENV", "PYTHONHOME"):
         e.pop(var, None)

@@ -11,12 +11,20 @@ import pydoc
 import subprocess
 import sys
 
+import pytest
+
 import retls
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 PKG_PARENT = os.path.join(ROOT, "bindings", "python")
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One mypy cache for the module: the standard library is analysed once."""
+    return tmp_path_factory.mktemp("mypy-cache")
 
 
 def mypy(args, tmp_path):
@@ -30,7 +38,7 @@ def mypy(args, tmp_path):
         capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))
 
 
-def test_examples_pass_mypy_strict(tmp_path):
+def test_examples_pass_mypy_strict(tmp_path, cache):
     files = sorted(glob.glob(os.path.join(ROOT, "examples", "python", "*.py")))
     files.append(os.path.join(ROOT, "examples", "demo.py"))
     runs = [files]
@@ -40,12 +48,12 @@ def test_examples_pass_mypy_strict(tmp_path):
         runs.append(["-m", "retls.aio"])
     for args in runs:
         proc = mypy(["mypy", "--strict", "--cache-dir",
-                     str(tmp_path / "cache"), *args], tmp_path)
+                     str(cache), *args], tmp_path)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "Success: no issues found" in proc.stdout
 
 
-def test_mypy_strict_catches_a_misuse(tmp_path):
+def test_mypy_strict_catches_a_misuse(tmp_path, cache):
     """The check above can fail: the stub's types reach the caller."""
     bad = tmp_path / "bad.py"
     bad.write_text(
@@ -55,7 +63,7 @@ def test_mypy_strict_catches_a_misuse(tmp_path):
         "client.write('text')\n"                     # str is no buffer
         "retls.Context('both')\n"                    # role is a Literal
         "retls.Connection(retls.Context(), None, capacity='1')\n")
-    proc = mypy(["mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
+    proc = mypy(["mypy", "--strict", "--cache-dir", str(cache),
                  str(bad)], tmp_path)
     assert proc.returncode == 1
     for line in (3, 4, 5, 6):
