@@ -47,6 +47,13 @@ if ! luarocks --lua-version "$ver" make --tree "$tmp/tree" retls-scm-1.rockspec 
   exit 1
 fi
 grep "is now installed" "$tmp/luarocks.log"
+# The rockspec lists the Lua files by hand: every one must be installed.
+(cd "$tmp/src/bindings/lua" && find . -name '*.lua' | sort) | while read -r f; do
+  if [ ! -f "$tmp/tree/share/lua/$ver/${f#./}" ]; then
+    echo "retls-scm-1.rockspec does not install bindings/lua/${f#./}" >&2
+    exit 1
+  fi
+done
 
 # ---- the installed module, with this Lua -----------------------------------
 # Only the tree and the specs' helpers come before the system paths, where
