@@ -718,13 +718,14 @@ static int retls_lua_raise(lua_State *L) {
 
 /* The counters as a plain table (what conn:stats() returns). */
 %typemap(out) retls_stats {
-  lua_createtable(L, 0, 7);
+  lua_createtable(L, 0, 9);
 #define RETLS_LUA_STAT(f) \
   lua_pushinteger(L, (lua_Integer)$1.f); lua_setfield(L, -2, #f);
   RETLS_LUA_STAT(writes) RETLS_LUA_STAT(bytes_written)
   RETLS_LUA_STAT(want_read) RETLS_LUA_STAT(want_write)
   RETLS_LUA_STAT(retries) RETLS_LUA_STAT(mismatches)
   RETLS_LUA_STAT(bytes_read)
+  RETLS_LUA_STAT(early_bytes) RETLS_LUA_STAT(early_replayed)
 #undef RETLS_LUA_STAT
   SWIG_arg++;
 }

@@ -183,6 +183,39 @@ local function check_context(fn, n, ctx, optional)
     type(ctx))
 end
 
+-- ---- sessions -----------------------------------------------------------------
+-- A resumable TLS session (TLS 1.3 ticket, TLS 1.2 session ID or ticket)
+-- from conn:session(), or rebuilt by retls.session(bytes).  Immutable; its
+-- bytes hold the session's secret: store them like a key.
+local Session = {}
+Session.__index = Session
+function Session.__tostring(s)
+  return ("retls.session (resumable: %s)"):format(tostring(s:is_resumable()))
+end
+local function new_session(s)
+  return s and setmetatable({ _s = s }, Session) or nil
+end
+--- session:to_bytes() -> the portable form (for retls.session(bytes))
+function Session:to_bytes() return self._s:to_bytes() end
+function Session:is_resumable() return self._s:is_resumable() ~= 0 end
+--- session:ticket_lifetime() -> seconds the server gave its ticket (0: none)
+function Session:ticket_lifetime() return self._s:ticket_lifetime() end
+--- session:max_early_data() -> early-data bytes its server accepts (0: none)
+function Session:max_early_data() return self._s:max_early_data() end
+
+--- retls.session(bytes) -> a session; an "arg" error for garbage or
+-- truncated bytes.
+function M.session(bytes)
+  check("session", 1, bytes, "string")
+  return new_session(core.session_from_bytes(bytes))
+end
+
+local function check_session(fn, n, s)
+  if s == nil or getmetatable(s) == Session then return s and s._s end
+  argerror(fn, n, ("option 'session': a retls session expected (from " ..
+    "conn:session() or retls.session(bytes)), got %s"):format(type(s)))
+end
+
 -- ---- connections ------------------------------------------------------------
 local Conn = {}
 Conn.__index = Conn
@@ -298,6 +331,46 @@ function Conn:close(mode)
   self._sock = nil
   self._closed = true
   return true
+end
+
+-- ---- sessions and 0-RTT ----------------------------------------------------
+--- conn:session() -> the newest resumable session (clients), or nil.  In
+-- TLS 1.3 the tickets come after the handshake, with the first read.
+function Conn:session()
+  return new_session(C(self, "session"):session())
+end
+
+function Conn:session_reused()
+  return C(self, "session_reused"):session_reused() ~= 0
+end
+
+--- conn:write_early(s) -> bytes taken: TLS 1.3 0-RTT early data before the
+-- handshake, with the write() contract (WantRead/WantWrite keep a copy,
+-- flush() finishes it, other bytes raise a mismatch).  Rejected early
+-- data is sent again after the handshake (context early_data_replay).
+function Conn:write_early(s)
+  return C(self, "write_early"):write_early(s)
+end
+
+local EARLY = { [core.EARLY_NOT_SENT] = "not_sent",
+  [core.EARLY_REJECTED] = "rejected", [core.EARLY_ACCEPTED] = "accepted" }
+--- conn:early_data_status() -> "accepted", "rejected", "not_sent", or nil
+-- before the handshake is done
+function Conn:early_data_status()
+  return EARLY[C(self, "early_data_status"):early_data_status()]
+end
+
+--- conn:early_data_rejected_bytes() -> with early_data_replay = false, the
+-- rejected early bytes that were not sent again ("" if none)
+function Conn:early_data_rejected_bytes()
+  return C(self, "early_data_rejected_bytes"):early_data_rejected_bytes() or ""
+end
+
+--- conn:read_early([n]) -> early data (servers with early_data = max);
+-- "" once it has ended.  Call it first, then read() the rest.
+function Conn:read_early(n)
+  if n ~= nil then check("read_early", 1, n, "number") end
+  return C(self, "read_early"):read_early(math.min(n or 16384, 65536))
 end
 
 function Conn:renegotiate()
@@ -429,7 +502,9 @@ function M.connect(host, port, ctx, opts)
   check_text("connect", 1, "host", check("connect", 1, host, "string"))
   check("connect", 2, port, "number")
   check_context("connect", 3, ctx, true)
-  opts = check_opts("connect", 4, opts, { server_hostname = "string", timeout = "number" })
+  opts = check_opts("connect", 4, opts, { server_hostname = "string", timeout = "number",
+    session = "table" })
+  local sess = check_session("connect", 4, opts.session)
   local timeout_ms = 0
   if opts.timeout ~= nil then
     if not (opts.timeout > 0) then
@@ -447,6 +522,7 @@ function M.connect(host, port, ctx, opts)
   end
   ctx = ctx or M.context()
   local c = core.connect(ctx._c, host, port, timeout_ms, opts.server_hostname)
+  if sess then c:set_session(sess) end
   return new_conn(c, ctx, ctx.role, "fd")
 end
 
@@ -457,10 +533,13 @@ end
 -- the outgoing ciphertext buffer).
 function M.wrap(ctx, sock, opts)
   check_context("wrap", 1, ctx)
-  opts = check_opts("wrap", 3, opts, { server_hostname = "string", capacity = "number" })
+  opts = check_opts("wrap", 3, opts, { server_hostname = "string", capacity = "number",
+    session = "table" })
+  local sess = check_session("wrap", 3, opts.session)
   if sock == nil then
     local c = core.conn_new_memory(ctx._c, opts.server_hostname,
       check_size("wrap", 3, "capacity", opts.capacity))
+    if sess then c:set_session(sess) end
     return new_conn(c, ctx, ctx.role, "memory")
   end
   if opts.capacity ~= nil then
@@ -483,6 +562,7 @@ function M.wrap(ctx, sock, opts)
       :format(tostring(fd)))
   end
   local c = core.conn_new_fd(ctx._c, fd, 0, opts.server_hostname)
+  if sess then c:set_session(sess) end
   return new_conn(c, ctx, ctx.role, "fd", type(sock) ~= "number" and sock or nil)
 end
 
@@ -516,9 +596,12 @@ end
 function M.pair(client_ctx, server_ctx, opts)
   check_context("pair", 1, client_ctx, true)
   check_context("pair", 2, server_ctx, true)
-  opts = check_opts("pair", 3, opts, { capacity = "number", handshake = "boolean" })
+  opts = check_opts("pair", 3, opts, { capacity = "number", handshake = "boolean",
+    session = "table" })
+  local sess = check_session("pair", 3, opts.session)
   local c, s = core.pair_new(client_ctx and client_ctx._c,
     server_ctx and server_ctx._c, check_size("pair", 3, "capacity", opts.capacity))
+  if sess then c:set_session(sess) end
   c = new_conn(c, client_ctx, "client", "pair")
   s = new_conn(s, server_ctx, "server", "pair")
   if opts.handshake ~= false then handshake_pair(c, s) end

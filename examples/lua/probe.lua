@@ -17,6 +17,12 @@ Options: --servername NAME, --alpn h2,http/1.1, --min-version V,
 socket.select; counts WantRead/WantWrite), --key-update (TLS 1.3),
 --renegotiate (TLS 1.2), --timeout S (default 5; bounds connect, handshake
 and every wait; while reading the reply it ends the reply), --json.
+Sessions: --sess-out FILE saves the (last) connection's session,
+--sess-in FILE resumes one, --reconnect connects again resuming the
+first's session (the report describes the second), --early-data FILE sends
+FILE as TLS 1.3 0-RTT early data on a resuming connection (rejected early
+data is sent again after the handshake).  The report says session_reused
+and early_data_status.
 
 Exit status: 0 success; 2 bad usage; 3 connection refused or host not
 found; 4 timeout; 5 handshake failure; 6 certificate verification failure;
@@ -38,7 +44,8 @@ local o = util.parse_args(arg, {
   cafile = false, insecure = "flag", cert = false, key = false,
   keylog = false, send = false, ["send-file"] = false, ["repeat"] = "1",
   nonblocking = "flag", ["key-update"] = "flag", renegotiate = "flag",
-  timeout = "5", json = "flag",
+  timeout = "5", json = "flag", ["sess-out"] = false, ["sess-in"] = false,
+  reconnect = "flag", ["early-data"] = false,
 }, "HOST:PORT")
 
 -- ---- JSON, just enough for the report (keys in a fixed, readable order) --
@@ -47,7 +54,8 @@ for i, k in ipairs { "ok", "error", "reason", "target", "servername",
   "protocol", "cipher", "alpn", "certificate", "subject", "issuer",
   "not_before", "not_after", "sha256", "verify", "key_update",
   "renegotiated", "bytes_sent", "bytes_received", "end", "want_read",
-  "want_write", "retries", "reply" } do ORDER[k] = i end
+  "want_write", "retries", "reply", "session_reused",
+  "early_data_status" } do ORDER[k] = i end
 
 local NULL = setmetatable({}, { __tostring = function() return "null" end })
 
@@ -159,11 +167,12 @@ local function decode_certificate(der)
 end
 
 -- Blocking I/O: retls.connect() with a timeout on every operation.
-local function open_blocking(ctx, host, port, servername, timeout)
+local function open_blocking(ctx, host, port, servername, timeout, session)
   local ok, conn = pcall(retls.connect, host, port, ctx,
-    { server_hostname = servername, timeout = timeout })
+    { server_hostname = servername, timeout = timeout, session = session })
   if ok then return conn, function(method, ...) return conn[method](conn, ...) end end
   local text = message(conn)
+  if text:find("set_session", 1, true) then fail("usage", text) end
   if type(conn) == "table" and conn.kind == "timeout" then fail("timeout", text) end
   if text:find("refused") or text:find("resolve") then fail("refused", text) end
   if text:find("timed out") then fail("timeout", text) end
@@ -171,7 +180,7 @@ local function open_blocking(ctx, host, port, servername, timeout)
 end
 
 -- Non-blocking: a LuaSocket socket; every Want waits with socket.select.
-local function open_nonblocking(ctx, host, port, servername, timeout)
+local function open_nonblocking(ctx, host, port, servername, timeout, session)
   local sock = assert(socket.tcp())
   sock:settimeout(timeout)
   local ok, err = sock:connect(host, port)
@@ -180,7 +189,12 @@ local function open_nonblocking(ctx, host, port, servername, timeout)
     fail("refused", ("connect to %s:%d: %s"):format(host, port, err))
   end
   sock:settimeout(0)
-  local conn = retls.wrap(ctx, sock, { server_hostname = servername })
+  local w_ok, conn = pcall(retls.wrap, ctx, sock, { server_hostname = servername,
+    session = session })
+  if not w_ok then
+    sock:close()
+    fail("usage", message(conn))
+  end
   local function call(method, ...)
     while true do
       local ok2, res = pcall(conn[method], conn, ...)
@@ -198,6 +212,16 @@ local function open_nonblocking(ctx, host, port, servername, timeout)
 end
 
 local function kind_of(e) return type(e) == "table" and e.kind or nil end
+
+local connection  -- defined after probe(), which calls it
+
+local function readfile(path, option)
+  local f, err = io.open(path, "rb")
+  if not f then fail("usage", option .. ": " .. err) end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
 
 local function probe()
   local host, port = parse_target(o[1])
@@ -218,10 +242,44 @@ local function probe()
   })
   if not ok then fail("usage", "bad TLS settings: " .. message(ctx)) end
   local data = payload()
+  if o["early-data"] and not (o["sess-in"] or o.reconnect) then
+    fail("usage", "--early-data needs a session to resume: --sess-in FILE or --reconnect")
+  end
+  local session, early
+  if o["sess-in"] then
+    local s_ok, sess = pcall(retls.session, readfile(o["sess-in"], "--sess-in"))
+    if not s_ok then fail("usage", ("--sess-in %s: %s"):format(o["sess-in"], message(sess))) end
+    session = sess
+  end
+  if o["early-data"] then early = readfile(o["early-data"], "--early-data") end
+  local r, newest = connection(ctx, host, port, servername, timeout, data, session,
+    session and early or nil)
+  if o.reconnect then
+    r, newest = connection(ctx, host, port, servername, timeout, data, newest, early)
+  end
+  if o["sess-out"] then
+    if not newest then fail("error", "--sess-out: the server gave no session to save") end
+    local f, err = io.open(o["sess-out"], "wb")
+    if not f then fail("usage", "--sess-out: " .. err) end
+    f:write(newest:to_bytes())
+    f:close()
+  end
+  return r
+end
 
+-- One connection: handshake (with early data when given), the data, the
+-- reply.  Returns the report and the newest session (or nil).
+connection = function(ctx, host, port, servername, timeout, data, session, early)
   local open = o.nonblocking and open_nonblocking or open_blocking
-  local conn, call, sock = open(ctx, host, port, servername, timeout)
+  local conn, call, sock = open(ctx, host, port, servername, timeout, session)
   local r = { ok = true, target = ("%s:%d"):format(host, port), servername = servername }
+  if early then
+    local e_ok, e = pcall(call, "write_early", early)
+    if not e_ok then
+      fail(kind_of(e) == "arg" and "usage" or kind_of(e) == "timeout" and "timeout"
+        or "error", "--early-data: " .. message(e))
+    end
+  end
 
   local hs_ok, e = pcall(call, "handshake")
   if not hs_ok then
@@ -288,13 +346,15 @@ local function probe()
     pcall(call, "shutdown")  -- the peer may be gone already
   end
   local st = conn:stats()
+  local newest = conn:session()  -- TLS 1.3 tickets came with the reply
+  r.session_reused, r.early_data_status = conn:session_reused(), conn:early_data_status()
   conn:close("discard")
   if sock then sock:close() end
   reply = table.concat(reply)
   r.bytes_sent, r.bytes_received, r["end"] = sent, #reply, closed
   r.want_read, r.want_write, r.retries = st.want_read, st.want_write, st.retries
   r.reply = reply:sub(1, 4096)
-  return r
+  return r, newest
 end
 
 local function print_text(r)
@@ -317,6 +377,8 @@ local function print_text(r)
   row("verify", r.verify)
   if r.key_update then row("key update", "sent (server asked to update too)") end
   if r.renegotiated then row("renegotiate", "done") end
+  row("session", r.session_reused and "resumed" or "new")
+  row("early data", (r.early_data_status:gsub("_", " ")))
   row("sent", ("%d bytes"):format(r.bytes_sent))
   row("received", ("%d bytes, then %s"):format(r.bytes_received, r["end"]))
   row("wants", ("want_read=%d want_write=%d retries=%d"):format(r.want_read,

@@ -322,15 +322,17 @@ static int start_s_server(int *out_port, const char *args) {
   close(fd);
   port = ntohs(sa.sin_port);
   snprintf(cmd, sizeof(cmd),
-           "sleep 60 | exec timeout 60 openssl s_server -accept "
+           "sleep 60 | exec timeout --foreground 60 openssl s_server -accept "
            "127.0.0.1:%d %s >%s/s_server-%d.log 2>%s/s_server-%d.err",
            port, args, harness_tmpdir(), port, harness_tmpdir(), port);
   pid = fork();
   if (pid == 0) {
-    setpgid(0, 0); /* harness_stop's kill reaches sleep too */
+    setpgid(0, 0); /* stop_s_server kills the group: sleep, timeout
+                      (--foreground keeps it in the group) and s_server */
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
     _exit(127);
   }
+  setpgid(pid, pid); /* also here: no race with kill(-pid) */
   /* Wait for the port with a bound, without connecting (a probe
    * connection would be a client to s_server). */
   for (i = 0; i < 100; i++) {

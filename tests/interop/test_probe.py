@@ -15,7 +15,8 @@ from servers import HOST, GnutlsServ, SServer, SinkServer, free_port
 REPORT_KEYS = {"ok", "target", "servername", "protocol", "cipher", "alpn",
                "certificate", "verify", "key_update", "renegotiated",
                "bytes_sent", "bytes_received", "end", "want_read",
-               "want_write", "retries", "reply"}
+               "want_write", "retries", "reply", "session_reused",
+               "early_data_status"}
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +228,81 @@ def test_versions_and_ciphers_are_honoured(probe, pki, args, cipher):
 def test_a_bad_cipher_list_is_a_usage_error(probe):
     p = probe(f"127.0.0.1:{free_port()}", "--json", "--ciphers", "NO-SUCH-CIPHER")
     failure(p, 2, "usage")
+
+
+# ---- sessions and 0-RTT -------------------------------------------------------
+
+GET = r"GET / HTTP/1.0\r\n\r\n"
+
+
+@pytest.mark.parametrize("version", ["tls1_3", "tls1_2"])
+def test_sess_out_then_sess_in_resumes(probe, pki, tmp_path, version):
+    sess = tmp_path / "session.bin"
+    with SServer(pki, version=version, extra=["-www", "-naccept", "2"]) as srv:
+        target = f"127.0.0.1:{srv.port}"
+        first = report(probe(target, *verified(pki), "--json", "--sess-out",
+                             str(sess), "--send", GET))
+        second = report(probe(target, *verified(pki), "--json", "--sess-in",
+                              str(sess), "--send", GET))
+    assert first["session_reused"] is False
+    assert second["session_reused"] is True
+    assert first["early_data_status"] == second["early_data_status"] \
+        == "not_sent"
+    assert second["reply"].startswith("HTTP/1.0 200 ok")
+
+
+def test_reconnect_resumes_the_first_session(probe, pki):
+    with SServer(pki, version="tls1_3", extra=["-www", "-naccept", "2"]) as srv:
+        r = report(probe(f"127.0.0.1:{srv.port}", *verified(pki), "--json",
+                         "--reconnect", "--send", GET))
+    assert r["session_reused"] is True
+    assert r["reply"].startswith("HTTP/1.0 200 ok")
+
+
+def test_early_data_accepted_then_stale_ticket_replayed(probe, pki, tmp_path):
+    early, sess = tmp_path / "early.txt", tmp_path / "session.bin"
+    early.write_bytes(b"EARLY-0RTT\n")
+    # s_server's plain mode prints what its application reads: early data
+    # under "Early data received:", ordinary data after the banner.
+    with SServer(pki, version="tls1_3",
+                 extra=["-early_data", "-naccept", "3"]) as srv:
+        target = f"127.0.0.1:{srv.port}"
+        common = [*verified(pki), "--json", "--timeout", "1"]
+        report(probe(target, *common, "--sess-out", str(sess),
+                     "--send", r"first\n"))
+        accepted = report(probe(target, *common, "--sess-in", str(sess),
+                                "--early-data", str(early),
+                                "--send", r"second\n"))
+        # The same ticket again: anti-replay rejects its early data, and
+        # retls sends it as ordinary data right after the handshake.
+        rejected = report(probe(target, *common, "--sess-in", str(sess),
+                                "--early-data", str(early),
+                                "--send", r"third\n"))
+        srv.wait()
+    assert accepted["session_reused"] is True
+    assert accepted["early_data_status"] == "accepted"
+    assert rejected["early_data_status"] == "rejected"
+    out = srv.output()
+    # (s_server's own messages are buffered, the application's bytes are
+    # not: only the bytes' order among themselves is meaningful)
+    assert b"Early data received:" in out
+    assert b"Early data was rejected\n" in out
+    # every early byte reached the application once per connection, the
+    # replay before the third connection's ordinary data
+    assert out.count(b"EARLY-0RTT\n") == 2
+    assert b"EARLY-0RTT\nthird\n" in out
+    assert rejected["bytes_sent"] == len(b"third\n")
+
+
+def test_early_data_without_a_session_is_a_usage_error(probe, tmp_path):
+    early = tmp_path / "early.txt"
+    early.write_bytes(b"x")
+    p = probe(f"127.0.0.1:{free_port()}", "--json", "--early-data", str(early))
+    assert "--sess-in" in failure(p, 2, "usage")
+
+
+def test_garbage_session_file_is_a_usage_error(probe, tmp_path):
+    sess = tmp_path / "session.bin"
+    sess.write_bytes(b"not a session")
+    p = probe(f"127.0.0.1:{free_port()}", "--json", "--sess-in", str(sess))
+    assert "not a TLS session" in failure(p, 2, "usage")

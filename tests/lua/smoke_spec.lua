@@ -73,7 +73,8 @@ describe("a pair", function()
   it("counts exactly in stats()", function()
     local client, server = retls.pair(nil, nil, { capacity = 4096 })
     local zero = { writes = 0, bytes_written = 0, want_read = 0, want_write = 0,
-                   retries = 0, mismatches = 0, bytes_read = 0 }
+                   retries = 0, mismatches = 0, bytes_read = 0,
+                   early_bytes = 0, early_replayed = 0 }
     assert.are.same(zero, client:stats())
     client:write("abc")
     assert.are.equal(retls.WantWrite, H.raised(client.write, client, ("x"):rep(20000)))

@@ -6,6 +6,14 @@ protocol, cipher, ALPN, the server certificate (subject, issuer, validity,
 SHA-256 fingerprint), the verification result, bytes each way and the
 WantRead/WantWrite counts.  --json prints the same as one JSON object.
 
+Sessions: --sess-in FILE resumes a session saved by --sess-out FILE (in
+this run or an earlier one); --reconnect opens a second connection that
+resumes the first's session (the report describes the second);
+--early-data FILE sends FILE's bytes as TLS 1.3 0-RTT early data on a
+resuming connection (if the server rejects them, retls sends them again
+after the handshake).  The report says session_reused and
+early_data_status.
+
 Exit status: 0 success; 2 bad usage; 3 connection refused or host not
 found; 4 timeout; 5 handshake failure; 6 certificate verification failure;
 1 anything else.  A failure prints one line "error: <kind>: <reason>" to
@@ -91,6 +99,17 @@ def parse_args(argv):
                          "update too) after the handshake")
     ap.add_argument("--renegotiate", action="store_true",
                     help="TLS 1.2: renegotiate after the handshake")
+    ap.add_argument("--sess-out", metavar="FILE",
+                    help="save the (last) connection's session to FILE")
+    ap.add_argument("--sess-in", metavar="FILE",
+                    help="resume the session saved in FILE")
+    ap.add_argument("--reconnect", action="store_true",
+                    help="then connect again, resuming the first "
+                         "connection's session; the report describes the "
+                         "second connection")
+    ap.add_argument("--early-data", metavar="FILE",
+                    help="send FILE's bytes as TLS 1.3 0-RTT early data "
+                         "(needs --sess-in or --reconnect)")
     ap.add_argument("--timeout", type=float, default=5.0, metavar="S",
                     help="bounds connect, handshake and every wait (default "
                          "5); while reading the reply it ends the reply")
@@ -106,6 +125,23 @@ def parse_args(argv):
     if o.timeout <= 0:
         ap.error("--timeout must be > 0")
     return o
+
+
+def read_file(path, option):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise Failure("usage", f"{option}: {e}") from None
+
+
+def load_session(o):
+    if o.sess_in is None:
+        return None
+    try:
+        return retls.Session.from_bytes(read_file(o.sess_in, "--sess-in"))
+    except retls.ArgumentError as e:
+        raise Failure("usage", f"--sess-in {o.sess_in}: {e}") from None
 
 
 def payload(o):
@@ -152,17 +188,18 @@ def decode_certificate(der):
 class Blocking:
     """Blocking I/O: retls.connect() with a timeout on every operation."""
 
-    def __init__(self, o, ctx, host, port, servername):
+    def __init__(self, o, ctx, host, port, servername, session=None):
         try:
             self.conn = retls.connect(host, port, ctx,
                                       server_hostname=servername,
-                                      timeout=o.timeout)
+                                      timeout=o.timeout, session=session)
         except retls.TimeoutError as e:
             raise Failure("timeout", str(e)) from None
         except retls.Error as e:
             text = str(e)
             kind = ("refused" if "refused" in text or "resolve" in text
-                    else "timeout" if "timed out" in text else "error")
+                    else "timeout" if "timed out" in text
+                    else "usage" if "set_session" in text else "error")
             raise Failure(kind, text) from None
 
     def call(self, op):
@@ -172,7 +209,7 @@ class Blocking:
 class NonBlocking:
     """Non-blocking socket; every Want* waits with selectors."""
 
-    def __init__(self, o, ctx, host, port, servername):
+    def __init__(self, o, ctx, host, port, servername, session=None):
         self.timeout = o.timeout
         try:
             self.sock = socket.create_connection((host, port), o.timeout)
@@ -185,8 +222,13 @@ class NonBlocking:
             raise Failure("refused", f"connect to {host}:{port}: "
                                      f"{e.strerror or e}") from None
         self.sock.setblocking(False)
-        self.conn = retls.Connection(ctx, self.sock,
-                                     server_hostname=servername)
+        try:
+            self.conn = retls.Connection(ctx, self.sock,
+                                         server_hostname=servername,
+                                         session=session)
+        except retls.ArgumentError as e:
+            self.sock.close()
+            raise Failure("usage", str(e)) from None
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.sock, selectors.EVENT_READ)
 
@@ -220,11 +262,43 @@ def probe(o):
     except (retls.Error, ValueError, TypeError) as e:
         raise Failure("usage", f"bad TLS settings: {e}") from None
     data = payload(o)
+    if o.early_data and not (o.sess_in or o.reconnect):
+        raise Failure("usage", "--early-data needs a session to resume: "
+                               "--sess-in FILE or --reconnect")
+    session = load_session(o)
+    early = read_file(o.early_data, "--early-data") if o.early_data else None
+    report, session = connection(o, ctx, host, port, servername, data,
+                                 session, early if session else None)
+    if o.reconnect:
+        report, session = connection(o, ctx, host, port, servername, data,
+                                     session, early)
+    if o.sess_out:
+        if session is None:
+            raise Failure("error", "--sess-out: the server gave no session "
+                                   "to save")
+        try:
+            with open(o.sess_out, "wb") as f:
+                f.write(session.to_bytes())
+        except OSError as e:
+            raise Failure("usage", f"--sess-out: {e}") from None
+    return report
+
+
+def connection(o, ctx, host, port, servername, data, session, early):
+    """One connection: handshake (with early data when given), the data,
+    the reply.  Returns (report, the newest session or None)."""
     io = (NonBlocking if o.nonblocking else Blocking)(o, ctx, host, port,
-                                                      servername)
+                                                      servername, session)
     conn = io.conn
     report = {"ok": True, "target": f"{host}:{port}",
               "servername": servername}
+    if early is not None:
+        try:
+            io.call(lambda: conn.write_early(early))
+        except retls.ArgumentError as e:
+            raise Failure("usage", f"--early-data: {e}") from None
+        except retls.TimeoutError as e:
+            raise Failure("timeout", f"early data: {e}") from None
     try:
         io.call(conn.do_handshake)
     except retls.VerifyError as e:
@@ -281,13 +355,16 @@ def probe(o):
         except retls.Error:
             pass  # the peer may be gone already; the report is complete
     stats = conn.stats
-    conn.close(discard=True)
+    newest = conn.session   # TLS 1.3 tickets came with the reply
     report.update(
         bytes_sent=sent, bytes_received=len(reply), end=closed,
         want_read=stats["want_read"], want_write=stats["want_write"],
         retries=stats["retries"],
-        reply=bytes(reply[:4096]).decode("utf-8", errors="replace"))
-    return report
+        reply=bytes(reply[:4096]).decode("utf-8", errors="replace"),
+        session_reused=conn.session_reused,
+        early_data_status=conn.early_data_status)
+    conn.close(discard=True)
+    return report, newest
 
 
 def print_text(r):
@@ -312,6 +389,8 @@ def print_text(r):
         row("key update", "sent (server asked to update too)")
     if r["renegotiated"]:
         row("renegotiate", "done")
+    row("session", "resumed" if r["session_reused"] else "new")
+    row("early data", r["early_data_status"].replace("_", " "))
     row("sent", f"{r['bytes_sent']} bytes")
     row("received", f"{r['bytes_received']} bytes, then {r['end']}")
     row("wants", f"want_read={r['want_read']} want_write={r['want_write']} "
