@@ -780,6 +780,298 @@ static int retls_lua_raise(lua_State *L) {
   free(scratch$argnum);
 }
 
+/* ---- the connection's hot methods, straight into C ----------------------- */
+/*
+ * A Lua connection (retls.lua) is a plain table { [1] = <SWIG Conn
+ * userdata>, _ctx = ..., ... } whose metatable's __index is the method
+ * table Conn.  Called through SWIG, conn:write(s) used to cost SWIG's
+ * userdata __index chain (a C function walking the class tables), a Lua
+ * wrapper with its self check, and SWIG's argument conversion with type
+ * name comparisons: about twice the time of OpenSSL's own work for a
+ * 64-byte write (issue 9).  The methods below are put into Conn itself by
+ * conn_methods(Conn), so conn:write(s) finds a C function in the method
+ * table and that function goes straight to the core.
+ *
+ * The self check is a raw read of self[1] and a look at what it holds: a
+ * full userdata of the size of SWIG's swig_lua_userdata whose type is
+ * SWIG's retls_conn.  No Lua value that is not a retls connection (a
+ * string, a context, a table made to look like one, another library's
+ * userdata) passes it, so none reaches the core; the caller gets an arg
+ * error naming the mistake instead.  (Comparing metatables would cost
+ * three more API calls per method call; only C code could forge a
+ * userdata with our type pointer inside.)  Statuses become errors
+ * through the one table retls_lua_push_error reads, exactly as in the
+ * SWIG wrappers.
+ */
+%{
+/* The retls_conn of self (argument 1), or NULL: nothing is left on the
+ * stack either way. */
+static retls_conn *retls_lua_self(lua_State *L) {
+  swig_lua_userdata *usr;
+  if (lua_type(L, 1) != LUA_TTABLE)
+    return NULL;
+  lua_rawgeti(L, 1, 1);
+  usr = lua_type(L, -1) == LUA_TUSERDATA &&
+                lua_rawlen(L, -1) == sizeof(swig_lua_userdata)
+            ? (swig_lua_userdata *)lua_touserdata(L, -1)
+            : NULL;
+  lua_pop(L, 1);
+  if (usr == NULL || usr->type != SWIGTYPE_p_retls_conn)
+    return NULL;
+  return (retls_conn *)usr->ptr;
+}
+
+/* Push the arg error for a bad self (conn.write(x) instead of
+ * conn:write(x)). */
+static void retls_lua_push_bad_self(lua_State *L, const char *fn) {
+  char msg[200];
+  snprintf(msg, sizeof(msg),
+           "calling '%s' on bad self (retls connection expected, got %s; "
+           "call it as conn:%s(...))",
+           fn, luaL_typename(L, 1), fn);
+  retls_lua_push_error(L, RETLS_BAD_ARG, msg);
+}
+
+static retls_conn *retls_lua_check_self(lua_State *L, const char *fn) {
+  retls_conn *conn = retls_lua_self(L);
+  if (conn == NULL) {
+    retls_lua_push_bad_self(L, fn);
+    lua_error(L);
+  }
+  return conn;
+}
+
+/* Raise the error for a failed status with the connection's detail. */
+static int retls_lua_fail(lua_State *L, retls_conn *conn, int status) {
+  retls_lua_push_error(L, status, retls_conn_last_error(conn));
+  return lua_error(L);
+}
+
+/* Argument idx as a string, or NULL with the arg error pushed. */
+static const char *retls_lua_data(lua_State *L, int idx, const char *fn,
+                                  size_t *len) {
+  if (lua_type(L, idx) != LUA_TSTRING) {
+    retls_lua_arg_error(L, fn, idx, "string expected, got %s",
+                        luaL_typename(L, idx));
+    return NULL;
+  }
+  return lua_tolstring(L, idx, len);
+}
+
+/* Argument idx as a byte count in 1..2^31-1 (the typemap's rules and
+ * messages), raised as an arg error otherwise. */
+static size_t retls_lua_size(lua_State *L, int idx, const char *fn) {
+  lua_Number n;
+  if (lua_type(L, idx) != LUA_TNUMBER) {
+    retls_lua_arg_error(L, fn, idx, "number of bytes expected, got %s",
+                        luaL_typename(L, idx));
+    lua_error(L);
+  }
+  n = lua_tonumber(L, idx);
+  if (!(n >= 1 && n <= (lua_Number)0x7fffffff) || n != (lua_Number)(size_t)n) {
+    retls_lua_arg_error(L, fn, idx,
+                        "size must be a whole number from 1 to 2^31-1, got %s",
+                        lua_tostring(L, idx));
+    lua_error(L);
+  }
+  return (size_t)n;
+}
+
+/* conn:write(s) -> bytes taken */
+static int retls_lua_write(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "write");
+  size_t len, n;
+  int status;
+  const char *buf = retls_lua_data(L, 2, "write", &len);
+  if (buf == NULL)
+    return lua_error(L);
+  status = retls_conn_write(&n, conn, buf, len);
+  if (status != RETLS_OK)
+    return retls_lua_fail(L, conn, status);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* conn:trywrite(s) -> n | nil, "wantread" | "wantwrite" | message, err.
+ * Never raises, not even for a bad self or bad data. */
+static int retls_lua_trywrite(lua_State *L) {
+  retls_conn *conn = retls_lua_self(L);
+  size_t len, n = 0;
+  int status = RETLS_BAD_ARG;
+  const char *buf;
+  if (conn == NULL) {
+    retls_lua_push_bad_self(L, "trywrite");
+  } else if ((buf = retls_lua_data(L, 2, "trywrite", &len)) != NULL) {
+    status = retls_conn_write(&n, conn, buf, len);
+    if (status == RETLS_OK) {
+      lua_pushinteger(L, (lua_Integer)n);
+      return 1;
+    }
+    retls_lua_push_error(L, status, retls_conn_last_error(conn));
+  }
+  /* the error value is on top: nil, its kind or message, the value */
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, status == RETLS_WANT_READ || status == RETLS_WANT_WRITE
+                            ? "kind" : "message");
+  } else {
+    lua_pushvalue(L, -1);
+  }
+  lua_insert(L, -2);
+  return 3;
+}
+
+/* conn:flush() -> bytes of the pending write now taken (0: none) */
+static int retls_lua_flush(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "flush");
+  size_t n;
+  int status = retls_conn_flush(&n, conn);
+  if (status != RETLS_OK)
+    return retls_lua_fail(L, conn, status);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+static int retls_lua_pending_write(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "pending_write");
+  lua_pushinteger(L, (lua_Integer)retls_conn_pending_write(conn));
+  return 1;
+}
+
+/* conn:want() -> "read", "write" or nil */
+static int retls_lua_want(lua_State *L) {
+  switch (retls_conn_want(retls_lua_check_self(L, "want"))) {
+  case RETLS_WANT_READ: lua_pushliteral(L, "read"); break;
+  case RETLS_WANT_WRITE: lua_pushliteral(L, "write"); break;
+  default: lua_pushnil(L); break;
+  }
+  return 1;
+}
+
+static int retls_lua_handshake(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "handshake");
+  int status = retls_conn_handshake(conn);
+  if (status != RETLS_OK)
+    return retls_lua_fail(L, conn, status);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* conn:read([n]) -> 1..n decrypted bytes (n defaults to 16384).  One
+ * SSL_read gives one record at most, 16384 bytes, so a larger n reads
+ * into the same stack buffer. */
+#define RETLS_LUA_RECORD 16384
+static int retls_lua_read(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "read");
+  char buf[RETLS_LUA_RECORD];
+  size_t n = RETLS_LUA_RECORD, got;
+  int status;
+  if (!lua_isnoneornil(L, 2))
+    n = retls_lua_size(L, 2, "read");
+  if (n > sizeof(buf))
+    n = sizeof(buf);
+  status = retls_conn_read(&got, conn, buf, n);
+  if (status != RETLS_OK)
+    return retls_lua_fail(L, conn, status);
+  lua_pushlstring(L, buf, got);
+  return 1;
+}
+
+/* conn:bio_write(s) -> bytes taken: ciphertext received from the peer */
+static int retls_lua_bio_write(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "bio_write");
+  size_t len, n;
+  int status;
+  const char *buf = retls_lua_data(L, 2, "bio_write", &len);
+  if (buf == NULL)
+    return lua_error(L);
+  status = retls_conn_bio_write(&n, conn, buf, len);
+  if (status != RETLS_OK)
+    return retls_lua_fail(L, conn, status);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* conn:bio_read([n]) -> the ciphertext waiting for the peer, all of it
+ * (or n bytes at most) as one string, "" when none.  Up to a record and a
+ * half (every write of up to 16 KiB) is read straight into a stack buffer
+ * with no question asked first; whatever that does not hold goes through
+ * a scratch userdata the collector frees.  Either way one string is made,
+ * with one copy. */
+#define RETLS_LUA_DRAIN_STACK 24576
+static int retls_lua_bio_read(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "bio_read");
+  char stackbuf[RETLS_LUA_DRAIN_STACK], *buf;
+  size_t want = (size_t)-1, got, more, pending;
+  int status;
+  if (!lua_isnoneornil(L, 2))
+    want = retls_lua_size(L, 2, "bio_read");
+  /* With nothing waiting this still asks the core, so a connection that
+   * is not in memory mode gets its error naming the problem. */
+  status = retls_conn_bio_read(&got, conn, stackbuf,
+                               want < sizeof(stackbuf) ? want : sizeof(stackbuf));
+  if (status != RETLS_OK)
+    return retls_lua_fail(L, conn, status);
+  if (got < sizeof(stackbuf) || want == sizeof(stackbuf) ||
+      (pending = retls_conn_bio_pending(conn)) == 0) {
+    lua_pushlstring(L, stackbuf, got);
+    return 1;
+  }
+  /* The stack buffer was filled and more is waiting. */
+  more = want - got < pending ? want - got : pending;
+  buf = (char *)lua_newuserdata(L, got + more);
+  memcpy(buf, stackbuf, got);
+  status = retls_conn_bio_read(&more, conn, buf + got, more);
+  if (status != RETLS_OK)
+    return retls_lua_fail(L, conn, status);
+  lua_pushlstring(L, buf, got + more);
+  return 1;
+}
+
+static int retls_lua_bio_pending(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "bio_pending");
+  lua_pushinteger(L, (lua_Integer)retls_conn_bio_pending(conn));
+  return 1;
+}
+
+/* conn:getfd() -> the socket's fd, -1 in memory/pair mode or once closed
+ * (with dirty(), what socket.select() asks of an object) */
+static int retls_lua_getfd(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "getfd");
+  lua_pushinteger(L, (lua_Integer)retls_conn_fileno(conn));
+  return 1;
+}
+
+/* conn_methods(Conn): put the methods above into retls.lua's method
+ * table.  Called once by retls.lua. */
+static int retls_lua_conn_methods(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    { "write", retls_lua_write },
+    { "trywrite", retls_lua_trywrite },
+    { "flush", retls_lua_flush },
+    { "pending_write", retls_lua_pending_write },
+    { "want", retls_lua_want },
+    { "handshake", retls_lua_handshake },
+    { "read", retls_lua_read },
+    { "bio_write", retls_lua_bio_write },
+    { "bio_read", retls_lua_bio_read },
+    { "bio_pending", retls_lua_bio_pending },
+    { "getfd", retls_lua_getfd },
+    { NULL, NULL },
+  };
+  const luaL_Reg *m;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  for (m = methods; m->name != NULL; m++) {
+    lua_pushcfunction(L, m->func);
+    lua_setfield(L, 1, m->name);
+  }
+  return 0;
+}
+%}
+
+%native(conn_methods) int retls_lua_conn_methods(lua_State *L);
+
 /* ======================================================================== */
 /* LUASEC METHODS (issue 14): LuaSec's socket protocol on connections       */
 /* ======================================================================== */
@@ -831,15 +1123,8 @@ static int ls_gc(lua_State *L) {
 /* The C connection of self (argument 1) and its LuaSec state, made on
  * first use.  Blocking by default, as a LuaSec connection is. */
 static retls_conn *ls_self(lua_State *L, retls_ls **out) {
-  void *p = NULL;
+  retls_conn *p = retls_lua_self(L); /* the hot methods' self check */
   retls_ls *st;
-  if (lua_type(L, 1) == LUA_TTABLE) {
-    lua_pushliteral(L, "_c");
-    lua_rawget(L, 1);
-    if (!SWIG_IsOK(SWIG_ConvertPtr(L, -1, &p, SWIGTYPE_p_retls_conn, 0)))
-      p = NULL;
-    lua_pop(L, 1);
-  }
   if (p == NULL)
     luaL_error(L, "bad self (retls connection expected, got %s; call it "
                   "as conn:method(...))", luaL_typename(L, 1));

@@ -62,6 +62,7 @@ local ERRORS = {
 core.set_errors(ERRORS, Error)
 
 local raise, BAD_ARG = core.raise, core.BAD_ARG
+local INT_MAX = 0x7fffffff
 
 local function argerror(fn, n, what)
   raise(BAD_ARG, ("bad argument #%d to '%s' (%s)"):format(n, fn, what))
@@ -220,18 +221,19 @@ end
 local Conn = {}
 Conn.__index = Conn
 
--- The Lua object holds the C connection (_c), the context (_ctx: a
+-- The Lua object holds the C connection (SWIG's Conn userdata) at [1],
+-- where the C methods read it with one raw array access, the context (_ctx: a
 -- connection keeps its context alive, as LuaSec's registry does; the C
 -- core holds its own reference too) and a wrapped LuaSocket object
 -- (_sock), so the socket cannot be collected and closed under us.
 local function new_conn(c, ctx, role, transport, sock)
-  return setmetatable({ _c = c, _ctx = ctx, _sock = sock, role = role,
+  return setmetatable({ c, _ctx = ctx, _sock = sock, role = role,
     _transport = transport }, Conn)
 end
 
 -- The C connection of self, or a clear error for conn.write(x) mistakes.
 local function C(self, fn)
-  local c = type(self) == "table" and rawget(self, "_c")
+  local c = type(self) == "table" and rawget(self, 1)
   if not c then
     raise(BAD_ARG, ("calling '%s' on bad self (retls connection " ..
       "expected, got %s; call it as conn:%s(...))"):format(fn, type(self), fn))
@@ -239,70 +241,41 @@ local function C(self, fn)
   return c
 end
 
-function Conn:handshake()
-  C(self, "handshake"):handshake()
-  return true
-end
-
---- conn:write(s) -> bytes taken (all of s unless partial_write is on).
-function Conn:write(s)
-  return C(self, "write"):write(s)
-end
-
---- conn:trywrite(s) -> n | nil, "wantread" | "wantwrite" | message, err
--- The non-raising form (LuaSec style): never raises, not even for bad
--- arguments; the third result is the error value itself.
-function Conn:trywrite(s)
-  local ok, n = pcall(Conn.write, self, s)
-  if ok then return n end
-  if n == M.WantRead or n == M.WantWrite then return nil, n.kind, n end
-  if getmetatable(n) == Error then return nil, n.message, n end
-  return nil, tostring(n), n
-end
-
---- conn:flush() -> bytes of the pending write now taken (0: none pending)
-function Conn:flush()
-  return C(self, "flush"):flush()
-end
-
-function Conn:pending_write()
-  return C(self, "pending_write"):pending_write()
-end
-
-local WANTS = { [core.WANT_READ] = "read", [core.WANT_WRITE] = "write" }
---- conn:want() -> "read", "write" or nil
-function Conn:want()
-  return WANTS[C(self, "want"):want()]
-end
-
--- The most read() asks of the core in one call: the core allocates the
--- whole size up front, and SSL_read returns one record (at most 16 KiB)
--- per call anyway.
-local READ_MAX = 65536
-local INT_MAX = 0x7fffffff
-
---- conn:read([n]) -> string of 1..n bytes (n defaults to 16384)
-function Conn:read(n)
-  local c = C(self, "read")
-  if n == nil then
-    n = 16384
-  elseif type(n) == "number" and n > READ_MAX and n <= INT_MAX then
-    n = READ_MAX -- sizes out of range still get the core's error
-  end
-  return c:read(n)
-end
+-- The hot methods are C functions put straight into Conn (bindings/retls.i,
+-- "the connection's hot methods"): conn:write(s) is one lookup in this
+-- table and one C call, with no Lua frame and no SWIG lookup in between.
+--   conn:handshake() -> true
+--   conn:write(s) -> bytes taken (all of s unless partial_write is on)
+--   conn:trywrite(s) -> n | nil, "wantread" | "wantwrite" | message, err
+--       the non-raising form (LuaSec style): never raises, not even for
+--       bad arguments; the third result is the error value itself
+--   conn:flush() -> bytes of the pending write now taken (0: none pending)
+--   conn:pending_write() -> bytes of the pending write (0: none)
+--   conn:want() -> "read", "write" or nil
+--   conn:read([n]) -> string of 1..n bytes (n defaults to 16384; one
+--       record, at most 16384 bytes, whatever n is)
+--   conn:bio_write(s) -> bytes taken: ciphertext received from the peer
+--   conn:bio_read([n]) -> ciphertext for the peer ("" when none): all that
+--       is waiting, in one string, or at most n bytes of it
+--   conn:bio_pending() -> bytes of ciphertext waiting for the peer
+--   conn:getfd() -> the socket's fd, -1 in memory/pair mode or once closed
+--   conn:dirty() -> true when decrypted bytes are buffered, so a read
+--       succeeds without the socket being readable
+-- getfd() and dirty() let LuaSocket's socket.select() take connections.
+core.conn_methods(Conn)
+local write = Conn.write
 
 --- conn:sendall(s) -> #s.  Loops over partial writes.  If it raises
 -- WantRead/WantWrite, conn.bytes_sent tells how many bytes of s were taken
 -- before the write that stopped (that one is pending: flush() it, then
 -- send s:sub(conn.bytes_sent + flushed + 1)).
 function Conn:sendall(s)
-  local c = C(self, "sendall")
+  C(self, "sendall")
   check("sendall", 1, s, "string")
   local sent, len = 0, #s
   self.bytes_sent = 0
   while sent < len do
-    local ok, n = pcall(c.write, c, sent == 0 and s or s:sub(sent + 1))
+    local ok, n = pcall(write, self, sent == 0 and s or s:sub(sent + 1))
     if not ok then
       self.bytes_sent = sent
       error(n, 0)
@@ -403,42 +376,7 @@ function Conn:stats()
   return C(self, "stats"):stats()
 end
 
---- conn:getfd() -> the socket's fd, -1 in memory/pair mode or once closed.
--- With dirty() it lets LuaSocket's socket.select() take connections.
-function Conn:getfd()
-  return C(self, "getfd"):fileno()
-end
-
---- conn:dirty() -> true when decrypted bytes are buffered, so a read
--- succeeds without the socket being readable (socket.select asks this).
-function Conn:dirty()
-  return C(self, "dirty"):pending_read() > 0
-end
-
 -- memory mode ----------------------------------------------------------------
---- conn:bio_write(s) -> bytes taken: ciphertext received from the peer
-function Conn:bio_write(s)
-  return C(self, "bio_write"):bio_write(s)
-end
-
---- conn:bio_read([n]) -> ciphertext for the peer ("" when none); n
--- defaults to everything waiting.
-function Conn:bio_read(n)
-  local c = C(self, "bio_read")
-  local pending = c:bio_pending()
-  if n == nil or (type(n) == "number" and n > pending and n <= INT_MAX) then
-    -- everything waiting, never more; 1 when nothing is, so a connection
-    -- that is not in memory mode still gets the core's error naming the
-    -- problem
-    n = math.max(pending, 1)
-  end
-  return c:bio_read(n)
-end
-
-function Conn:bio_pending()
-  return C(self, "bio_pending"):bio_pending()
-end
-
 --- conn:bio_write_eof(): the peer's byte stream has ended
 function Conn:bio_write_eof()
   C(self, "bio_write_eof"):bio_write_eof()
@@ -446,7 +384,7 @@ function Conn:bio_write_eof()
 end
 
 function Conn:__tostring()
-  local c = rawget(self, "_c")
+  local c = rawget(self, 1)
   local state
   if self._closed then
     state = "closed"
@@ -469,7 +407,7 @@ end
 -- own finalizer frees it right after; on Lua 5.1 / LuaJIT, which do not
 -- run __gc on tables, that finalizer alone does all of it.)
 function Conn:__gc()
-  if not self._closed then rawget(self, "_c"):close(core.CLOSE_DISCARD) end
+  if not self._closed then rawget(self, 1):close(core.CLOSE_DISCARD) end
 end
 
 -- ---- making connections --------------------------------------------------
