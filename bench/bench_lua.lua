@@ -1,0 +1,165 @@
+-- bench_lua.lua - the Lua rows of `./run.sh bench` (issue 9).  Each mode
+-- prints ONE JSON line on stdout; the harness (bench/) turns the lines of
+-- all rows of one run into ratios.  Runs on Lua 5.1, 5.3, 5.4 and LuaJIT.
+--
+--   <lua> bench/bench_lua.lua mem <size> <seconds>
+--       {"writes":N,"seconds":S,"ct_one_write":BYTES}
+--       retls client and server in memory mode in this process, handshake
+--       untimed, then a timed loop of conn:write(size bytes) followed by
+--       conn:bio_read() (everything waiting, discarded).  ct_one_write is
+--       the ciphertext of one more write, checked by the harness against
+--       size + 22 * ceil(size / 16384) (TLS 1.3, TLS_AES_128_GCM_SHA256).
+--   <lua> bench/bench_lua.lua sock <size> <total_bytes> <host> <port>
+--       {"writes":N,"seconds":S}
+--       blocking retls.connect to a TLS sink (verification off), handshake
+--       untimed, then total_bytes in size-byte conn:write() calls and the
+--       close_notify (conn:shutdown()).
+--   <lua> bench/bench_lua.lua luasec-sock <size> <total_bytes> <host> <port>
+--       the same over LuaSec (require "ssl"): conn:send() and conn:close(),
+--       which sends the close_notify.
+--
+-- The clock is LuaSocket's socket.gettime() (wall time; os.clock() would
+-- miss the time a blocking send waits).  The socket rows stop it once the
+-- close_notify is handed to the kernel, for both libraries alike: the sink
+-- confirms the byte count afterwards.
+--
+-- Environment: LUA_CPATH=<build>/lua/?.so;;  LUA_PATH=<src>/bindings/lua/?.lua;;
+local socket = require "socket"
+local now = socket.gettime
+
+local CIPHERSUITE = "TLS_AES_128_GCM_SHA256"
+
+local function usage()
+  io.stderr:write([[
+usage: bench_lua.lua mem <size> <seconds>
+       bench_lua.lua sock <size> <total_bytes> <host> <port>
+       bench_lua.lua luasec-sock <size> <total_bytes> <host> <port>
+]])
+  os.exit(2)
+end
+
+local function number(s)
+  local n = tonumber(s)
+  if not n or n < 1 or n ~= math.floor(n) then usage() end
+  return n
+end
+
+local function json(fields)
+  local parts = {}
+  for _, kv in ipairs(fields) do
+    local fmt = kv[1] == "seconds" and '"%s":%.6f' or '"%s":%d'
+    parts[#parts + 1] = fmt:format(kv[1], kv[2])
+  end
+  io.stdout:write("{", table.concat(parts, ","), "}\n")
+end
+
+-- Writes per timed batch: the clock is read once a batch, about every 64 KiB.
+local function batch_of(size)
+  return math.max(1, math.floor(65536 / size))
+end
+
+-- ---- memory mode ------------------------------------------------------------
+local function mem(size, seconds)
+  local retls = require "retls"
+  local cctx = retls.context{ verify = false, min_version = "TLSv1.3",
+    ciphersuites = CIPHERSUITE }
+  local sctx = retls.context{ role = "server", min_version = "TLSv1.3",
+    ciphersuites = CIPHERSUITE }
+  -- A throwaway certificate made in memory by the core (what retls.pair()
+  -- uses), so the bench needs no files.
+  sctx._c:use_selfsigned("localhost")
+  local opts = { capacity = math.max(65536, 2 * size + 4096) }
+  local client, server = retls.wrap(cctx, nil, opts), retls.wrap(sctx, nil, opts)
+
+  -- Untimed handshake: move ciphertext both ways until both ends are done.
+  local done = {}
+  for _ = 1, 100 do
+    for i, pair in ipairs({ { client, server }, { server, client } }) do
+      local me, peer = pair[1], pair[2]
+      if not done[i] then
+        local ok, err = pcall(me.handshake, me)
+        if ok then
+          done[i] = true
+        elseif err ~= retls.WantRead and err ~= retls.WantWrite then
+          error(err, 0)
+        end
+      end
+      local ct = me:bio_read()
+      if #ct > 0 then peer:bio_write(ct) end
+    end
+    if done[1] and done[2] then break end
+  end
+  assert(done[1] and done[2], "memory handshake did not finish")
+  assert(client:info().cipher == CIPHERSUITE, client:info().cipher)
+
+  local data = ("x"):rep(size)
+  local batch = batch_of(size)
+  local writes = 0
+  local t0 = now()
+  local t1
+  repeat
+    for _ = 1, batch do
+      client:write(data)
+      client:bio_read()
+    end
+    writes = writes + batch
+    t1 = now()
+  until t1 - t0 >= seconds
+
+  client:write(data)
+  local ct = #client:bio_read()
+  json({ { "writes", writes }, { "seconds", t1 - t0 },
+         { "ct_one_write", ct } })
+end
+
+-- ---- sockets ----------------------------------------------------------------
+local function sock(size, total, host, port)
+  local retls = require "retls"
+  local ctx = retls.context{ verify = false, min_version = "TLSv1.3",
+    ciphersuites = CIPHERSUITE }
+  local conn = retls.connect(host, port, ctx, { timeout = 60 })
+  conn:handshake()
+  local data = ("x"):rep(size)
+  local writes = math.ceil(total / size)
+  local last = total - (writes - 1) * size
+  local t0 = now()
+  for _ = 1, writes - 1 do conn:write(data) end
+  conn:write(last == size and data or data:sub(1, last))
+  conn:shutdown()
+  local t1 = now()
+  conn:close()
+  json({ { "writes", writes }, { "seconds", t1 - t0 } })
+end
+
+local function luasec_sock(size, total, host, port)
+  local ssl = require "ssl"
+  local tcp = assert(socket.tcp())
+  assert(tcp:connect(host, port))
+  tcp:settimeout(60)
+  local conn = assert(ssl.wrap(tcp, { mode = "client", protocol = "tlsv1_3",
+    verify = "none", ciphersuites = CIPHERSUITE }))
+  assert(conn:dohandshake())
+  local data = ("x"):rep(size)
+  local writes = math.ceil(total / size)
+  local last = total - (writes - 1) * size
+  local t0 = now()
+  for _ = 1, writes - 1 do
+    local n, err = conn:send(data)
+    if n ~= size then error("LuaSec send: " .. tostring(err)) end
+  end
+  assert(conn:send(last == size and data or data:sub(1, last)))
+  conn:close() -- SSL_shutdown (the close_notify), then the socket
+  local t1 = now()
+  json({ { "writes", writes }, { "seconds", t1 - t0 } })
+end
+
+local mode = arg[1]
+if mode == "mem" and #arg == 3 then
+  mem(number(arg[2]), tonumber(arg[3]) or usage())
+elseif mode == "sock" and #arg == 5 then
+  sock(number(arg[2]), number(arg[3]), arg[4], number(arg[5]))
+elseif mode == "luasec-sock" and #arg == 5 then
+  luasec_sock(number(arg[2]), number(arg[3]), arg[4], number(arg[5]))
+else
+  usage()
+end
