@@ -259,9 +259,8 @@ end
 --       is waiting, in one string, or at most n bytes of it
 --   conn:bio_pending() -> bytes of ciphertext waiting for the peer
 --   conn:getfd() -> the socket's fd, -1 in memory/pair mode or once closed
---   conn:dirty() -> true when decrypted bytes are buffered, so a read
---       succeeds without the socket being readable
--- getfd() and dirty() let LuaSocket's socket.select() take connections.
+-- getfd() and dirty() (LuaSec's methods below) let LuaSocket's
+-- socket.select() take connections.
 core.conn_methods(Conn)
 local write = Conn.write
 
@@ -568,7 +567,8 @@ function Conn:sni(name)
   if type(name) ~= "string" then
     return nil, "sni: hostname string expected, got " .. type(name)
   end
-  local ok, err = pcall(C(self, "sni").set_server_name, self._c, name)
+  local c = C(self, "sni")
+  local ok, err = pcall(c.set_server_name, c, name)
   if ok then return true end
   return nil, type(err) == "table" and err.message or tostring(err)
 end
@@ -577,7 +577,8 @@ end
 -- (only the peer's own certificate, n = 1: no chain positions)
 function Conn:getpeercertificate(n)
   if (n ~= nil and n ~= 1) or self._closed then return nil end
-  local ok, der = pcall(C(self, "getpeercertificate").peer_certificate, self._c)
+  local c = C(self, "getpeercertificate")
+  local ok, der = pcall(c.peer_certificate, c)
   return ok and der or nil
 end
 
