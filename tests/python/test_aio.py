@@ -842,3 +842,35 @@ def test_half_close_after_peer_close_notify(pki, run):
     finally:
         lsock.close()
     assert got["data"] == b"after your close_notify"
+
+
+def test_reading_pauses_at_the_stream_readers_limit(pki, run):
+    """A server floods a client whose StreamReader has a small limit and
+    who does not read: the reader pauses the TLS transport (the bytes
+    wait in the kernel and the connection, not in Python), and every byte
+    arrives once reading resumes."""
+    data = pattern(8 * MiB, 21)
+
+    async def flood(reader, writer):
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        srv = await aio.start_server(flood, HOST, 0, ctx=sctx(pki))
+        async with srv:
+            r, w = await aio.open_connection(HOST, port_of(srv), ctx=cctx(pki),
+                                             server_hostname="localhost",
+                                             limit=4096)
+            while w.transport.is_reading():
+                await asyncio.sleep(0.01)
+            for _ in range(20):                  # stays paused
+                await asyncio.sleep(0.01)
+            assert not w.transport.is_reading()
+            # what Python holds: at most the limit's pause threshold plus
+            # one delivery (one read from the socket, decrypted)
+            assert len(getattr(r, "_buffer")) <= 2 * 4096 + 512 * 1024
+            assert await read_all(r) == (sha(data), len(data))
+            w.close()
+            await w.wait_closed()
+    run(main())
