@@ -83,18 +83,30 @@ _FALLBACK_CAPACITY = 64 * 1024
 
 class _Plain(asyncio.Protocol):
     """The protocol on the plain (socket) transport: forwards each event to
-    the TLS transport."""
+    the TLS transport (per socket event, never per write)."""
 
-    __slots__ = ("connection_made", "data_received", "eof_received",
-                 "connection_lost", "pause_writing", "resume_writing")
+    __slots__ = ("_tls",)
 
     def __init__(self, tls: "TLSTransport") -> None:
-        self.connection_made = tls._on_connection_made  # type: ignore
-        self.data_received = tls._on_data  # type: ignore
-        self.eof_received = tls._on_eof  # type: ignore
-        self.connection_lost = tls._on_connection_lost  # type: ignore
-        self.pause_writing = tls._on_plain_paused  # type: ignore
-        self.resume_writing = tls._on_plain_resumed  # type: ignore
+        self._tls = tls
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._tls._on_connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._tls._on_data(data)
+
+    def eof_received(self) -> bool:
+        return self._tls._on_eof()
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._tls._on_connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        pass   # the TLS transport reads the plain buffer's size itself
+
+    def resume_writing(self) -> None:
+        self._tls._on_plain_resumed()
 
 
 class TLSTransport(asyncio.Transport):
@@ -222,9 +234,6 @@ class TLSTransport(asyncio.Transport):
             self._release()
             if not self._lost.done():
                 self._lost.set_result(None)
-
-    def _on_plain_paused(self) -> None:
-        pass   # _plain_size is refreshed at each hand-over
 
     def _on_plain_resumed(self) -> None:
         if self._plain is not None:
