@@ -167,4 +167,29 @@ local keep_alive = { pair{ capacity = 1024 } }
 check(raised(keep_alive[1].write, keep_alive[1], ("w"):rep(4000)) == retls.WantWrite,
   "left pending for lua_close")
 
+-- 7. LuaSec's methods (issue 14): receive()'s read-ahead buffer collected
+-- with its connection and left to lua_close(), send()'s error results,
+-- a params error from retls.luasec.
+do
+  for i = 1, 3 do
+    local c, s = pair()
+    check(c:send("line " .. i .. "\nrest") == 11, "LuaSec send")
+    check(s:receive("*l") == "line " .. i, "receive a line")
+    check(s:dirty(), "the rest is read ahead")
+    if i == 2 then s:close() end
+  end
+  collectgarbage("collect")
+  collectgarbage("collect")
+  local c, s = pair{ capacity = 1024 }
+  local n, err, last = c:send(("w"):rep(40000))
+  check(n == nil and err == "wantwrite" and last == 0, "send stops with wantwrite")
+  n, err = c:send("other")
+  check(n == nil and err:find("retry presented", 1, true), "mismatch result")
+  s:settimeout(0)
+  check(select(2, s:receive(1e9)) == "wantread", "receive stops with wantread")
+  keep_alive[2] = s -- its read-ahead buffer goes with lua_close()
+  local ok, perr = require("retls.luasec").newcontext{ mode = "client", depth = 1 }
+  check(ok == nil and perr:find("depth", 1, true), "params error")
+end
+
 print(("memcheck.lua: %d checks passed"):format(checks))
