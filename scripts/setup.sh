@@ -13,7 +13,7 @@ PACKAGES=(
   # is for Lua 5.1/LuaJIT only), cqueues
   lua-sec lua-copas lua-cqueues
   gnutls-bin clang libclang-rt-14-dev valgrind
-  python3-dev
+  python3-dev python3-venv
 )
 
 missing=()
