@@ -405,8 +405,12 @@ end
 -- Collected: close at once, dropping a pending write.  (The C object's
 -- own finalizer frees it right after; on Lua 5.1 / LuaJIT, which do not
 -- run __gc on tables, that finalizer alone does all of it.)
+-- Only a real C connection is closed: a table given this metatable by
+-- hand (a bad-self test does) must not raise from the collector, which
+-- Lua 5.3 turns into an error in whatever code runs at that moment.
 function Conn:__gc()
-  if not self._closed then rawget(self, 1):close(core.CLOSE_DISCARD) end
+  local c = rawget(self, 1)
+  if not self._closed and type(c) == "userdata" then c:close(core.CLOSE_DISCARD) end
 end
 
 -- ---- making connections --------------------------------------------------
