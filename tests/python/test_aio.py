@@ -638,7 +638,8 @@ def test_server_survives_misbehaving_clients(pki, run, caplog):
 
 # ---- errors with their exact types ---------------------------------------------
 
-@pytest.mark.parametrize("case", ["unknown-ca", "wrong-host", "version"])
+@pytest.mark.parametrize("case", ["unknown-ca", "wrong-host", "version",
+                                  "default-ctx"])
 def test_handshake_errors_are_retls_exceptions(pki, run, case):
     async def main():
         server_kw = {"min_version": "TLSv1.3"} if case == "version" else {}
@@ -647,7 +648,10 @@ def test_handshake_errors_are_retls_exceptions(pki, run, case):
         async with srv:
             ctx = {"unknown-ca": retls.Context("client", cafile=pki.other_ca),
                    "wrong-host": cctx(pki),
-                   "version": cctx(pki, max_version="TLSv1.2")}[case]
+                   "version": cctx(pki, max_version="TLSv1.2"),
+                   # ctx=None: a verifying client context (system CAs,
+                   # which do not know the test CA)
+                   "default-ctx": None}[case]
             name = "wrong.example" if case == "wrong-host" else "localhost"
             before = asyncio.all_tasks()
             with pytest.raises(retls.Error) as err:
