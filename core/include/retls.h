@@ -531,6 +531,12 @@ size_t retls_session_max_early_data(const retls_session *session);
  * once and before any later write (retls_ctx_set_early_data_replay() to
  * turn that off); until it has gone, retls_conn_pending_write() counts it
  * and the operation that completed the handshake may return RETLS_WANT_*.
+ *
+ * OpenSSL 3.0 limit: every repeat of an early write that stopped on WANT
+ * is counted again against the session's max_early_data, so many repeats
+ * of a large write can fail with RETLS_SSL ("too much early data") though
+ * fewer bytes went out.  Keep early data well below the server's limit on
+ * transports that stop often.
  */
 int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
                            size_t len);
