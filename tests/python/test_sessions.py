@@ -224,6 +224,10 @@ def test_session_option_values():
         retls.Context("server", tickets=101)
     with pytest.raises(TypeError):
         retls.Context("server", tickets="2")
+    with pytest.raises(ValueError, match="early_data"):
+        retls.Context("server", early_data=-1)
+    with pytest.raises(TypeError, match="early_data"):
+        retls.Context("server", early_data=1.5)
 
 
 # ---- the handshake fixes, with openssl s_client -------------------------------
