@@ -470,8 +470,9 @@ end
 --- retls.wrap(ctx, fd_or_socket [, { server_hostname =, capacity = }])
 -- Over an fd (a number) or a LuaSocket object (anything with getfd()),
 -- which stays yours: closing the connection does not close it.  With nil
--- instead of a socket: memory mode (bio_write / bio_read; capacity bounds
--- the outgoing ciphertext buffer).
+-- instead of a socket: memory mode (bio_write / bio_read), unbounded
+-- unless capacity = N bounds the outgoing ciphertext buffer (a write
+-- that does not fit raises WantWrite until bio_read drains it).
 function M.wrap(ctx, sock, opts)
   check_context("wrap", 1, ctx)
   opts = check_opts("wrap", 3, opts, { server_hostname = "string", capacity = "number",

@@ -85,6 +85,47 @@ describe("the handshake", function()
     assert.are.equal("more", s:read())
   end)
 
+  -- test_memory_mode_is_unbounded_by_default
+  it("memory mode is unbounded by default: a 300 KiB write goes through at once, bio_read() takes it all", function()
+    local c = retls.wrap(retls.context{ verify = false }, nil)
+    local s = retls.wrap(server_ctx(), nil)
+    H.handshake_memory(c, s)
+    H.relay(s, c) -- session tickets
+    H.drain(c)
+    local data = H.pattern(300 * 1024, 32)
+    assert.are.equal(#data, c:write(data))
+    assert.are.equal(0, c:pending_write())
+    local size = #data + 22 * math.ceil(#data / 16384)
+    assert.are.equal(size, c:bio_pending())
+    local ciphertext = c:bio_read() -- everything, in one string
+    assert.are.equal(size, #ciphertext)
+    assert.are.equal(0, c:bio_pending())
+    assert.are.equal("", c:bio_read())
+    s:bio_write(ciphertext)
+    assert.are.equal(data, H.drain(s))
+  end)
+
+  it("bio_read(n) takes n bytes in order, across the drain's stack buffer and beyond", function()
+    local c = retls.wrap(retls.context{ verify = false }, nil)
+    local s = retls.wrap(server_ctx(), nil)
+    H.handshake_memory(c, s)
+    H.relay(s, c)
+    H.drain(c)
+    local data = H.pattern(100000, 33)
+    c:write(data)
+    local total = c:bio_pending()
+    local parts = {}
+    for _, n in ipairs({ 1, 24575, 24576, 24577, 20000 }) do
+      parts[#parts + 1] = c:bio_read(n)
+      assert.are.equal(n, #parts[#parts])
+    end
+    parts[#parts + 1] = c:bio_read(2 ^ 31 - 1) -- the rest, never more
+    assert.are.equal(total, #table.concat(parts))
+    assert.are.equal("", c:bio_read())
+    s:bio_write(table.concat(parts))
+    assert.are.equal(data, H.drain(s))
+  end)
+
   -- test_memory_mode_full_buffer_wants_write
   it("raises WantWrite in memory mode when the outgoing buffer is full, until it is drained", function()
     local c = retls.wrap(retls.context{ verify = false }, nil, { capacity = 1024 })
