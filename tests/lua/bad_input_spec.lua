@@ -99,6 +99,35 @@ describe("conn:write() with bad data", function()
     raises("arg", "calling 'write' on bad self", client.write, "data")
     raises("arg", "call it as conn:read(...)", client.read, nil)
   end)
+
+  -- The C methods read self[1]: nothing but a connection's own C object
+  -- gets through, whatever a table holds there.
+  it("the C methods refuse any self that is not a connection, never crash", function()
+    local client, server = retls.pair()
+    local ctx = retls.context()
+    local impostors = {
+      { "a context", ctx, "got table" },
+      { "a table holding a context's C object", { ctx._c }, "got table" },
+      { "a table holding a file", { io.stdout }, "got table" },
+      { "a table holding a string", { "x" }, "got table" },
+      { "an empty table", {}, "got table" },
+      { "the bare C object", rawget(client, 1), "got userdata" },
+      { "a number", 42, "got number" },
+    }
+    for _, case in ipairs(impostors) do
+      for _, name in ipairs({ "write", "flush", "pending_write", "want", "handshake",
+                              "read", "bio_write", "bio_read", "bio_pending", "getfd" }) do
+        raises("arg", ("calling '%s' on bad self (retls connection expected, %s; call it as conn:%s(...))")
+          :format(name, case[3], name), client[name], case[2], "x")
+      end
+      local n, msg, e = client.trywrite(case[2], "x")
+      assert.is_nil(n, case[1])
+      assert.are.equal("arg", e.kind)
+      assert.are.equal(e.message, msg)
+    end
+    assert.are.equal(2, client:write("ok"))
+    assert.are.equal("ok", H.drain(server))
+  end)
 end)
 
 describe("closed connections", function()
