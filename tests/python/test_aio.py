@@ -567,7 +567,8 @@ def test_handshake_timeout_leaves_nothing_behind(pki, run):
 def test_server_survives_misbehaving_clients(pki, run, caplog):
     """Garbage, a truncated record, a reset and a slowloris handshake each
     get closed (and logged); a well-behaved client is served meanwhile and
-    afterwards."""
+    afterwards.  (The handshake timeout leaves a loaded machine's real
+    handshakes time to finish.)"""
     caplog.set_level(logging.INFO, logger="retls.aio")
 
     async def raw(port, payload=b"", reset=False, read=True):
@@ -615,7 +616,7 @@ def test_server_survives_misbehaving_clients(pki, run, caplog):
 
     async def main():
         srv = await aio.start_server(echo_handler, HOST, 0, ctx=sctx(pki),
-                                     handshake_timeout=0.3)
+                                     handshake_timeout=1.5)
         port = port_of(srv)
         async with srv:
             results = await asyncio.gather(
