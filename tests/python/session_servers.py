@@ -81,15 +81,18 @@ def _listening(port):
 
 
 class PySSLServer:
-    """CPython's ssl server in a thread: for each connection it reads one
-    line and answers it reversed, recording whether the session was
-    reused."""
+    """CPython's ssl server in a thread: for each of `connections`
+    connections it reads one line and answers it reversed, recording
+    whether the session was reused; then the thread ends."""
 
-    def __init__(self, pki, max_version=None):
+    def __init__(self, pki, max_version=None, tickets=True, connections=2):
+        self.connections = connections
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(pki.server_cert, pki.server_key)
         if max_version is not None:
             self.ctx.maximum_version = max_version
+        if not tickets:   # TLS 1.2 resumes by session ID then
+            self.ctx.options |= ssl.OP_NO_TICKET
         self.sock = socket.socket()
         self.sock.bind((HOST, 0))
         self.sock.listen(5)
@@ -101,7 +104,7 @@ class PySSLServer:
         self._thread.start()
 
     def _serve(self):
-        while True:
+        for _ in range(self.connections):
             try:
                 raw, _ = self.sock.accept()
             except OSError:

@@ -94,10 +94,10 @@ def test_resume_s_server(pki, servers, version, tickets):
     assert reused is True
 
 
-@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
-def test_resume_cpython_ssl_server(pki, servers, version):
+@pytest.mark.parametrize("version,tickets", VERSIONS, ids=IDS)
+def test_resume_cpython_ssl_server(pki, servers, version, tickets):
     srv = PySSLServer(pki, getattr(ssl.TLSVersion, version.replace(
-        "TLSv1.", "TLSv1_")))
+        "TLSv1.", "TLSv1_")), tickets=bool(tickets))
     servers.append(srv)
     reused, first = rev_round(srv.port, pki.ca, version)
     reused2, _ = rev_round(srv.port, pki.ca, version, first)
