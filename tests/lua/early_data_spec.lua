@@ -170,7 +170,8 @@ local function early_s_server()
     socket.sleep(0.02)
   until (H.readfile("/proc/net/tcp") or ""):find(want, 1, true) or socket.gettime() > deadline
   local srv = { port = port }
-  function srv.stop() os.execute(("kill -TERM -- -%d 2>/dev/null"):format(pgid)) end
+  -- (dash, the sh of Debian, takes no "--" before a process group)
+  function srv.stop() os.execute(("kill -TERM -%d 2>/dev/null"):format(pgid)) end
   -- s_server drops data arriving together with close_notify: clients wait
   -- (bounded) until its application has read everything before closing
   function srv.wait_output(n)
