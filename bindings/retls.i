@@ -363,7 +363,10 @@ static void retls_py_leave(const retls_conn *conn) {
 
 %define RETLS_PY_MAY_BLOCK(method)
 %exception retls_conn::method {
-  if (retls_conn_fileno(arg1) >= 0) {
+  /* Busy first: while another thread is inside a call on this
+   * connection, even reading its fd and state races with that call
+   * (ThreadSanitizer, tests/python/test_gil.py); retls_py_enter refuses. */
+  if (retls_py_is_busy(arg1) || retls_conn_fileno(arg1) >= 0) {
     if (retls_py_enter(arg1) != 0)
       SWIG_fail;
     Py_BEGIN_ALLOW_THREADS
