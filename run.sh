@@ -33,9 +33,18 @@ case "${1:-}" in
     # registrations (cmake/sanitizer_runtime.cmake); no valgrind test here.
     build build-asan -DRETLS_SANITIZE=ON -DBUILD_PYTHON=ON -DBUILD_LUA=ON -DRETLS_LUA=5.4
     ctest --test-dir build-asan --output-on-failure -j "$JOBS" -L "c|python|lua"
+    echo "== the Python API under atheris (fuzz/python), ASan runtime preloaded"
+    fuzz/python/run.sh build-asan 3000
     echo "== C suite under ThreadSanitizer (tests/c/test_threads.c shares contexts between threads)"
-    build build-tsan -DRETLS_SANITIZE=thread -DBUILD_PYTHON=OFF -DBUILD_LUA=OFF
+    build build-tsan -DRETLS_SANITIZE=thread -DBUILD_PYTHON=ON -DBUILD_LUA=OFF
     ctest --test-dir build-tsan --output-on-failure -j "$JOBS" -L c
+    echo "== the Python GIL-release paths (tests/python/test_gil.py) under ThreadSanitizer"
+    # The TSan runtime preloaded into the interpreter itself (sys.executable:
+    # pyenv's shell shim crashes under it); any report fails the run.
+    LD_PRELOAD="$(readlink -f "$(cc -print-file-name=libtsan.so)")" \
+      PYTHONPATH=build-tsan/bindings/python \
+      "$("$PY" -c 'import sys; print(sys.executable)')" \
+      -m pytest -q -p no:cacheprovider tests/python/test_gil.py
     echo "== the retry state machine under libFuzzer (ASan + UBSan), 100000 inputs"
     # About a minute on an idle 2-core machine; 300 s bounds it when busy.
     fuzz/run.sh 300 -runs=100000
