@@ -55,3 +55,7 @@ fi
 if ! "$PY" -c 'import uvloop' 2>/dev/null; then
   "$PY" -m pip install -q uvloop
 fi
+# fuzz/python/fuzz_api.py: the Python API under atheris (libFuzzer for Python).
+if ! "$PY" -c 'import atheris' 2>/dev/null; then
+  "$PY" -m pip install -q atheris
+fi
