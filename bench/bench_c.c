@@ -279,7 +279,7 @@ static void run_sock(int use_retls, size_t size, unsigned long long total,
   unsigned long long writes = 0, sent = 0;
   int fd = tcp_connect(host, port);
   size_t n;
-  double t0, t;
+  double t0, t, c0 = 0;
   if (!use_retls) {
     SSL_CTX *cctx = raw_ctx(0, NULL, NULL);
     SSL *c = SSL_new(cctx);
@@ -288,6 +288,7 @@ static void run_sock(int use_retls, size_t size, unsigned long long total,
       die("raw connect");
     check_suite(SSL_get_cipher_name(c));
     t0 = now();
+    c0 = cpu_now();
     while (sent < total) {
       if (SSL_write_ex(c, data, size, &n) != 1)
         die("raw socket write");
@@ -307,6 +308,7 @@ static void run_sock(int use_retls, size_t size, unsigned long long total,
       die("retls connect");
     check_suite(retls_conn_cipher(c));
     t0 = now();
+    c0 = cpu_now();
     while (sent < total) {
       if (retls_conn_write(&n, c, data, size) != RETLS_OK)
         die(retls_conn_last_error(c));
@@ -319,8 +321,10 @@ static void run_sock(int use_retls, size_t size, unsigned long long total,
     retls_conn_free(c);
     retls_ctx_free(cctx);
   }
+  c0 = cpu_now() - c0;
   close(fd);
-  printf("{\"writes\":%llu,\"seconds\":%.6f}\n", writes, t);
+  printf("{\"writes\":%llu,\"seconds\":%.6f,\"cpu_seconds\":%.6f}\n", writes,
+         t, c0);
   free(data);
 }
 

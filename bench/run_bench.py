@@ -178,8 +178,7 @@ class Runner:
                 raise RuntimeError(f"sink: {line} (expected {want})")
         if "cpu_seconds" in r:
             return r["writes"] / r["cpu_seconds"]
-        if kind == "mem":
-            self.wall_clock.add(row["name"])
+        self.wall_clock.add((row["name"], kind))
         return r["writes"] / r["seconds"]
 
 
@@ -341,7 +340,7 @@ def print_table(rows, works, results, failed, retry, speed, extra, args,
             wl = f"{work[0]} {size_name(work[1])}"
             if key in results:
                 med, ratio, spread = cell(results[key])
-                if work[0] == "mem" and row["name"] in wall_clock:
+                if (row["name"], work[0]) in wall_clock:
                     wl += " (wall clock)"
                 print(f"| {row['name']} | {wl} | {human(med)} | "
                       f"{med * work[1] / 1e6:.0f} | {ratio * 100:.0f}% | "
@@ -384,10 +383,11 @@ def print_table(rows, works, results, failed, retry, speed, extra, args,
         print(f"| retls {who} | {extra['n_cycles']:,} write/WANT_WRITE/"
               f"flush cycles (2 KiB writes, 1 KiB pair) | {v} | | | |")
     print()
-    print("Memory and retry cells count the writing process's CPU time "
-          "(preemption by other processes on a loaded machine stays out); "
-          "socket cells count wall-clock time from the first write to the "
-          "sink's close.")
+    print("writes/s are per CPU-second of the writing process (user + "
+          "system, from the first write to the sink's close for sockets), "
+          "so other processes preempting it on a loaded machine stay out "
+          "of the numbers; cells marked (wall clock) had no CPU time to "
+          "report.")
     print("Not equal by construction: raw C and the retls C API drain into "
           "a reused buffer, the scripting rows into a new bytes/string per "
           "drain; pyOpenSSL's bio_read(n) needs a size (given the exact "
