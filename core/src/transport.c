@@ -264,6 +264,8 @@ __attribute__((destructor)) static void outq_method_free(void) {
 static size_t outq_take(struct retls__outq *q, void *buf, size_t len) {
   if (len > q->len)
     len = q->len;
+  if (len == 0)
+    return 0; /* nothing waiting (the buffer may not even exist) */
   memcpy(buf, q->buf + q->start, len);
   q->start += len;
   q->len -= len;
