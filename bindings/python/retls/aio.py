@@ -49,8 +49,7 @@ SHUTDOWN_TIMEOUT = 30.0
 
 # Ciphertext waiting in the connection is handed to the socket transport at
 # the end of the loop turn, or at once when more than this much plaintext
-# was written since the last hand-over (half a bounded outgoing buffer, so
-# a 16 KiB record still fits behind it).
+# was written since the last hand-over.
 _CORK = 32 * 1024
 # SSL_read returns at most one record (16 KiB of plaintext) per call.
 _READ_SIZE = 16 * 1024
@@ -60,25 +59,10 @@ _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 
 def _new_conn(ctx: Context, server_hostname: Optional[str]) -> Connection:
     """A memory-mode connection whose outgoing buffer grows as needed (as
-    ssl.MemoryBIO does); a bounded one only if this build of retls cannot
-    do that.  Either way the transport drains it into the socket
-    transport, so nothing waits on its size."""
-    global _unbounded
-    if _unbounded:
-        try:
-            make: Any = Connection   # capacity=None: retls >= 0.2
-            conn: Connection = make(ctx, None,
-                                    server_hostname=server_hostname,
-                                    capacity=None)
-            return conn
-        except TypeError:
-            _unbounded = False
+    ssl.MemoryBIO does): the transport drains it into the socket
+    transport, so a write never waits on its size."""
     return Connection(ctx, None, server_hostname=server_hostname,
-                      capacity=_FALLBACK_CAPACITY)
-
-
-_unbounded = True
-_FALLBACK_CAPACITY = 64 * 1024
+                      capacity=None)
 
 
 class _Plain(asyncio.Protocol):
