@@ -19,9 +19,10 @@ renegotiation waits for the peer), the connection keeps its own copy of
 the pending bytes, later writes queue behind it as copies, and the
 transport finishes them when the peer's answer arrives.
 
-The ciphertext of the writes made in one turn of the loop is handed to the
-socket transport together at the end of that turn (or as soon as 64 KiB
-are waiting): one send(2) for many small writes instead of one each.
+The first write of a loop turn goes to the socket transport at once; the
+ciphertext of the turn's later writes is handed over together at the end
+of that turn (or as soon as 32 KiB are waiting): one send(2) for many
+small writes instead of one each.
 """
 
 from __future__ import annotations
@@ -365,6 +366,10 @@ class TLSTransport(asyncio.Transport):
         if self._unpushed > _CORK:
             self._push()
         elif not self._push_scheduled:
+            # The first write of a loop turn goes out at once (a request
+            # waits for no one); the turn's later writes go together at
+            # its end.
+            self._push()
             self._push_scheduled = True
             self._loop.call_soon(self._push)
         if self._unpushed + self._plain_size > self._high:
