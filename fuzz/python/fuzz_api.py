@@ -65,6 +65,9 @@ class End:
         self.peer = None
         self.acked = bytearray()   # bytes it was told were written
         self.pending = None        # bytes of the pending write (a copy)
+        self.lost_tail = b""       # a pending write dropped by a failure
+                                   # or close(discard): records of it may
+                                   # have reached the peer
         self.received = bytearray()
         self.open = True           # not closed
         self.failed = False        # a fatal error happened
@@ -76,7 +79,7 @@ class End:
 
     def check_prefix(self):
         p = self.peer
-        sent = bytes(p.acked) + (p.pending or b"")
+        sent = bytes(p.acked) + (p.pending or p.lost_tail)
         n = len(self.received)
         check(n <= len(sent), f"{self.name} read {n} bytes, peer told "
               f"{len(p.acked)} (+{len(p.pending or b'')} pending): invented "
@@ -142,7 +145,9 @@ class Harness:
                      or e.got_zero)
         check(explained, f"{e.name}: unexpected {type(exc).__name__}: {exc}")
         e.failed = True
-        e.pending = None  # retls drops the copy: never acknowledged
+        if e.pending is not None:  # retls drops the copy: never
+            e.lost_tail = e.pending  # acknowledged, perhaps partly sent
+        e.pending = None
 
     def gate(self, e, exc):
         """Closed/ArgumentError answers of a connection that is done."""
@@ -308,6 +313,8 @@ class Harness:
         if e.open and self.memory and e.peer.open:
             e.peer.conn.bio_write_eof()
         e.open = False
+        if e.pending is not None:
+            e.lost_tail = e.pending
         e.pending = None
 
     def close_from_other_thread(self):
