@@ -48,7 +48,8 @@ env "${env[@]}" "$PY" "$root/fuzz/python/fuzz_api.py" "$work/corpus" \
   -runs="$runs" -max_len=4096 -timeout=60 -artifact_prefix="$root/fuzz-out/" \
   -print_final_stats=1 "$@" >"$work/log" 2>&1 || status=$?
 grep -v -E '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse)' "$work/log" | tail -25
-if [ "$status" -ne 0 ] || grep -q -E 'ERROR: libFuzzer|Sanitizer|Traceback' "$work/log"; then
+# Real reports only: libFuzzer's own notes mention "LeakSanitizer" too.
+if [ "$status" -ne 0 ] || grep -q -E 'ERROR: (libFuzzer|[A-Za-z]*Sanitizer)|runtime error:|Traceback' "$work/log"; then
   echo "== fuzz_api: FAILED; replay with:" >&2
   grep -o "Test unit written to .*" "$work/log" | sed "s|Test unit written to |  env ${env[*]} $PY $root/fuzz/python/fuzz_api.py |" >&2 || true
   exit 1
