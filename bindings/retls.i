@@ -1134,8 +1134,9 @@ static int retls_lua_conn_methods(lua_State *L) {
  * (nil, "wantread" | "wantwrite" | "timeout" | "closed" | message [, last]).
  *
  * Per-connection state (the timeouts and what receive() read ahead) lives
- * in a small userdata in the connection object's field _ls; ls_self() is
- * the one place that knows how to find it and the C connection.
+ * in a small userdata at self[2], beside the C connection at self[1] (a
+ * raw integer read, like the hot methods' self check); ls_self() is the
+ * one place that knows how to find both.
  */
 %{
 #include <errno.h>
@@ -1180,9 +1181,13 @@ static retls_conn *ls_self(lua_State *L, retls_ls **out) {
     luaL_error(L, "bad self (retls connection expected, got %s; call it "
                   "as conn:method(...))", luaL_typename(L, 1));
   if (out != NULL) {
-    lua_pushliteral(L, "_ls");
-    lua_rawget(L, 1);
-    st = (retls_ls *)lua_touserdata(L, -1);
+    lua_rawgeti(L, 1, 2);
+    /* (only a userdata of our size: a value a script stored there is
+     * replaced, never read as our state) */
+    st = lua_type(L, -1) == LUA_TUSERDATA &&
+                 lua_rawlen(L, -1) == sizeof(retls_ls)
+             ? (retls_ls *)lua_touserdata(L, -1)
+             : NULL;
     lua_pop(L, 1);
     if (st == NULL) {
       st = (retls_ls *)lua_newuserdata(L, sizeof(*st));
@@ -1193,9 +1198,7 @@ static retls_conn *ls_self(lua_State *L, retls_ls **out) {
         lua_setfield(L, -2, "__gc");
       }
       lua_setmetatable(L, -2);
-      lua_pushliteral(L, "_ls");
-      lua_insert(L, -2);
-      lua_rawset(L, 1);
+      lua_rawseti(L, 1, 2);
     }
     *out = st;
   }
