@@ -20,6 +20,11 @@
 --   <lua> bench/bench_lua.lua luasec-sock <size> <total_bytes> <host> <port>
 --       the same over LuaSec (require "ssl"): conn:send() and conn:close(),
 --       which sends the close_notify.
+--   <lua> bench/bench_lua.lua copas-retls <size> <total_bytes> <host> <port>
+--   <lua> bench/bench_lua.lua copas-luasec <size> <total_bytes> <host> <port>
+--       {"writes":N,"seconds":S}
+--       the same stream from a copas loop (copas.send), over retls
+--       (require "retls.luasec") or LuaSec (require "ssl"): see "copas".
 --
 -- The clock is LuaSocket's socket.gettime() (wall time; os.clock() would
 -- miss the time a blocking send waits).  The socket rows stop it once the
@@ -42,6 +47,8 @@ local function usage()
 usage: bench_lua.lua mem <size> <seconds>
        bench_lua.lua sock <size> <total_bytes> <host> <port>
        bench_lua.lua luasec-sock <size> <total_bytes> <host> <port>
+       bench_lua.lua copas-retls <size> <total_bytes> <host> <port>
+       bench_lua.lua copas-luasec <size> <total_bytes> <host> <port>
 ]])
   os.exit(2)
 end
@@ -169,6 +176,52 @@ local function luasec_sock(size, total, host, port)
   json({ { "writes", writes }, { "seconds", t1 - t0 } })
 end
 
+-- ---- copas ------------------------------------------------------------------
+-- copas-retls / copas-luasec: one copas loop, the same Lua (LuaJIT: Debian's
+-- copas 1.1.7 loads on 5.1 only), the same code for both libraries: a
+-- client wrapped by require "retls.luasec" or by require "ssl" (LuaSec),
+-- total_bytes in size-byte copas.send() calls, then conn:close() (the
+-- close_notify, both libraries).  Debian's copas waits only on "timeout",
+-- so both connections go through tests/lua/old_copas.lua (want -> wait in
+-- that direction), the same adapter for both.  The session tickets are
+-- read untimed after the handshake (see the top of this file).
+local function copas_stream(lib, size, total, host, port)
+  local here = arg[0]:match("^(.*)/[^/]*$") or "."
+  package.path = here .. "/../tests/lua/?.lua;" .. package.path
+  local copas = require "copas"
+  local old = require "old_copas"
+  local ssl = require(lib)
+  local tcp = assert(socket.tcp())
+  tcp:settimeout(60)
+  assert(tcp:connect(host, port))
+  local conn = assert(ssl.wrap(tcp, { mode = "client", protocol = "tlsv1_3",
+    verify = "none", ciphersuites = CIPHERSUITE }))
+  conn:settimeout(60)
+  assert(conn:dohandshake())
+  conn:settimeout(0.2)
+  local got, err = conn:receive(1)
+  assert(got == nil and (err == "timeout" or err == "wantread"), err)
+  local data = ("x"):rep(size)
+  local writes = math.ceil(total / size)
+  local last = total - (writes - 1) * size
+  local t0, t1, failure
+  copas.addthread(function()
+    copas.setErrorHandler(function(msg) failure = tostring(msg) end)
+    local a = old.wrap(conn) -- settimeout(0)
+    t0 = now()
+    for _ = 1, writes - 1 do
+      local n, serr = copas.send(a, data)
+      if n ~= size then error("copas.send: " .. tostring(serr)) end
+    end
+    assert(copas.send(a, last == size and data or data:sub(1, last)))
+    conn:close() -- the close_notify, then the socket
+    t1 = now()
+  end)
+  while not t1 and not failure do copas.step(1) end
+  if failure then error(failure, 0) end
+  json({ { "writes", writes }, { "seconds", t1 - t0 } })
+end
+
 local mode = arg[1]
 if mode == "mem" and #arg == 3 then
   mem(number(arg[2]), tonumber(arg[3]) or usage())
@@ -176,6 +229,10 @@ elseif mode == "sock" and #arg == 5 then
   sock(number(arg[2]), number(arg[3]), arg[4], number(arg[5]))
 elseif mode == "luasec-sock" and #arg == 5 then
   luasec_sock(number(arg[2]), number(arg[3]), arg[4], number(arg[5]))
+elseif mode == "copas-retls" and #arg == 5 then
+  copas_stream("retls.luasec", number(arg[2]), number(arg[3]), arg[4], number(arg[5]))
+elseif mode == "copas-luasec" and #arg == 5 then
+  copas_stream("ssl", number(arg[2]), number(arg[3]), arg[4], number(arg[5]))
 else
   usage()
 end

@@ -214,9 +214,10 @@ ROWS = [
     {"name": "retls LuaJIT", "kind": "lua", "impl": "luajit"},
     {"name": "LuaSec (Lua 5.4)", "kind": "luasec", "impl": "lua5.4",
      "sub": "luasec-sock"},
-    {"name": "Copas + retls (Lua 5.4)", "kind": "copas", "impl": "lua5.4",
+    # Debian's lua-copas (copas 1.1.7) loads on Lua 5.1 / LuaJIT only
+    {"name": "Copas + retls (LuaJIT)", "kind": "copas", "impl": "luajit",
      "sub": "copas-retls"},
-    {"name": "Copas + LuaSec (Lua 5.4)", "kind": "copas", "impl": "lua5.4",
+    {"name": "Copas + LuaSec (LuaJIT)", "kind": "copas", "impl": "luajit",
      "sub": "copas-luasec"},
 ]
 
