@@ -458,8 +458,10 @@ static PyObject *retls_py_write(PyObject *self, PyObject *data) {
     buf = view.buf;
     len = (size_t)view.len;
   }
-  if (retls_conn_fileno(conn) >= 0) { /* a socket: may block */
-    if (retls_py_enter(conn) != 0) {
+  /* Busy first, as in RETLS_PY_MAY_BLOCK: reading the fd races with
+   * another thread inside a call on this connection. */
+  if (retls_py_is_busy(conn) || retls_conn_fileno(conn) >= 0) {
+    if (retls_py_enter(conn) != 0) { /* a socket: may block */
       if (have_view)
         PyBuffer_Release(&view);
       return NULL;
