@@ -525,7 +525,8 @@ size_t retls_session_max_early_data(const retls_session *session);
  * The retry contract is the one of retls_conn_write(), in the same state
  * machine (write.c): on RETLS_WANT_* the bytes are copied; the same bytes
  * or retls_conn_flush() resume them, other bytes give
- * RETLS_RETRY_MISMATCH.  The handshake then completes with the next
+ * RETLS_RETRY_MISMATCH; 0 bytes is a no-op (RETLS_OK, *out = 0), as
+ * for write().  The handshake then completes with the next
  * handshake, write, read or flush.  If the server rejects the early data,
  * it is sent again as ordinary data right after the handshake, exactly
  * once and before any later write (retls_ctx_set_early_data_replay() to

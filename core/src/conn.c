@@ -222,6 +222,12 @@ int retls_conn_shutdown(retls_conn *conn) {
     return RETLS_BAD_ARG;
   if ((status = retls__check_usable(conn)) != RETLS_OK)
     return status;
+  /* Early data first: OpenSSL would send close_notify under the early
+   * keys, before the server said whether it took the early bytes, and a
+   * rejected write_early could then be neither replayed nor reported. */
+  if (conn->early == RETLS__EARLY_WRITING && conn->pend_len == 0 &&
+      (status = retls__early_settle(conn)) != RETLS_OK)
+    return status;
   if (retls_conn_pending_write(conn) > 0)
     return retls__conn_fail(conn, RETLS_WRITE_PENDING,
                             "shutdown: %zu bytes of a write are pending; "
@@ -284,7 +290,12 @@ int retls_conn_close(retls_conn *conn, int flags) {
   conn->alpn = NULL;
   SSL_SESSION_free(conn->session);
   conn->session = NULL;
-  OPENSSL_clear_free(conn->early_buf, conn->early_len);
+  /* early_buf comes from realloc() (write.c): free() it, not
+   * OPENSSL_free(), which an application may have pointed elsewhere with
+   * CRYPTO_set_mem_functions() (the fuzzer does). */
+  if (conn->early_buf != NULL)
+    OPENSSL_cleanse(conn->early_buf, conn->early_len);
+  free(conn->early_buf);
   conn->early_buf = NULL;
   conn->early_len = 0;
   conn->pend_early = 0;

@@ -95,6 +95,8 @@ struct retls_conn {
   size_t early_len;
   size_t early_off;     /* replay: bytes of early_buf already sent */
   int early_rejected;   /* the server rejected our early data */
+  int early_ended;      /* client: the handshake went on past the early
+                           data (OpenSSL refuses more, fatally) */
   int early_read_started; /* server: read_early ran first */
   int early_read_done;  /* server: read_early reported the end */
   SSL_SESSION *session; /* client: newest session from the new-session

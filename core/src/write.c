@@ -149,7 +149,12 @@ static int ssl_write_early_once(size_t *out, retls_conn *conn,
 }
 
 static void early_drop(retls_conn *conn) {
-  OPENSSL_clear_free(conn->early_buf, conn->early_len);
+  /* early_buf comes from realloc() (write.c): free() it, not
+   * OPENSSL_free(), which an application may have pointed elsewhere with
+   * CRYPTO_set_mem_functions() (the fuzzer does). */
+  if (conn->early_buf != NULL)
+    OPENSSL_cleanse(conn->early_buf, conn->early_len);
+  free(conn->early_buf);
   conn->early_buf = NULL;
   conn->early_len = 0;
   conn->early_off = 0;
@@ -164,6 +169,10 @@ int retls__early_settle(retls_conn *conn) {
   if (conn->early == RETLS__EARLY_WRITING) {
     if (conn->pend_early && (status = retry_pending(&n, conn)) != RETLS_OK)
       return status;
+    /* From here OpenSSL may read the server's answer and send
+     * EndOfEarlyData, after which SSL_write_early_data fails the
+     * connection: write_early must refuse from now on. */
+    conn->early_ended = 1;
     ERR_clear_error();
     errno = 0;
     ret = SSL_do_handshake(conn->ssl);
@@ -337,7 +346,10 @@ int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
     return RETLS_BAD_ARG;
   if ((status = retls__check_usable(conn)) != RETLS_OK)
     return status;
-  if (buf == NULL && len > 0)
+  if (len == 0)
+    return RETLS_OK; /* the no-op of write(): same retry contract, so a
+                        0-byte call neither resumes nor mismatches */
+  if (buf == NULL)
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "write_early: NULL buffer with length %zu", len);
   if (conn->pend_len > 0) {
@@ -350,7 +362,7 @@ int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "write_early is for clients; a server reads "
                             "early data with read_early()");
-  if (SSL_is_init_finished(conn->ssl) ||
+  if (SSL_is_init_finished(conn->ssl) || conn->early_ended ||
       (conn->early != RETLS__EARLY_WRITING && !SSL_in_before(conn->ssl)))
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "write_early after the handshake %s: early "
