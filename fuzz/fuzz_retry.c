@@ -208,6 +208,89 @@ static void make_contexts(unsigned cfg) {
   server_ctx[cfg] = s;
 }
 
+/* ---- early data (TLS 1.3 0-RTT) ------------------------------------------
+ *
+ * Byte 0 bits 4-7 = 14 with TLS 1.3 (the "early" kind): the client resumes
+ * a ticket made once per process and configuration by a server context
+ * that allows early data, and its writes before the handshake are
+ * retls_conn_write_early().  Byte 1 bit 0 turns early_data_replay off,
+ * bit 1 makes the server start with read_early (it accepts the early
+ * data); otherwise the server starts with anything else and rejects it.
+ * The server's limit is 16 MiB: OpenSSL 3.0 counts every repeat of a
+ * WANT'ed early write again (retls.h), and an input offers 256 KiB at most
+ * to new writes.  Anti-replay is off on that server context so one
+ * stateless ticket serves every input (with it on, OpenSSL takes early
+ * data only from its session cache, which the heap check cannot have). */
+#define CFG_EARLY(cfg) (((cfg) & CFG_TLS13) && ((cfg) >> 4) == 14)
+#define EARLY_MAX (16u << 20)
+
+static retls_ctx *early_client_ctx[8][2], *early_server_ctx[8];
+static SSL_SESSION *early_session[8];
+static int early_mode, early_replay, early_accept;
+
+static void make_early(unsigned cfg) {
+  retls_ctx *ctx[3] = {NULL, NULL, NULL};
+  retls_conn *c = NULL, *s = NULL;
+  int i, cs = RETLS_WANT_READ, ss = RETLS_WANT_READ;
+  size_t n;
+  unsigned char buf[64];
+  if (early_server_ctx[cfg] != NULL)
+    return;
+  for (i = 0; i < 3; i++) {
+    retls_role role = i < 2 ? RETLS_CLIENT : RETLS_SERVER;
+    if (retls_ctx_new(&ctx[i], role) != RETLS_OK ||
+        retls_ctx_set_versions(ctx[i], "TLSv1.3", "TLSv1.3") != RETLS_OK ||
+        retls_ctx_set_partial_write(ctx[i], (cfg & CFG_PARTIAL) != 0) !=
+            RETLS_OK ||
+        ((cfg & CFG_SMALLFRAG) &&
+         retls_ctx_set_max_send_fragment(ctx[i], 512) != RETLS_OK) ||
+        (i < 2 && (retls_ctx_set_verify(ctx[i], 0) != RETLS_OK ||
+                   retls_ctx_set_early_data_replay(ctx[i], i == 0) !=
+                       RETLS_OK)) ||
+        (i == 2 && (retls_ctx_use_selfsigned(ctx[i], "localhost") !=
+                        RETLS_OK ||
+                    retls_ctx_set_early_data(ctx[i], EARLY_MAX) !=
+                        RETLS_OK))) {
+      fprintf(stderr, "fuzz_retry: cannot make early-data contexts: %s\n",
+              ctx[i] ? retls_ctx_last_error(ctx[i]) : "");
+      abort();
+    }
+  }
+  SSL_CTX_set_timeout(ctx[2]->ssl_ctx, 365L * 24 * 3600);
+  SSL_CTX_set_session_cache_mode(ctx[2]->ssl_ctx, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(ctx[2]->ssl_ctx, SSL_OP_NO_ANTI_REPLAY);
+  early_client_ctx[cfg][1] = ctx[0]; /* replay on */
+  early_client_ctx[cfg][0] = ctx[1]; /* replay off */
+  early_server_ctx[cfg] = ctx[2];
+  /* One full handshake; the client reads the server's tickets. */
+  if (retls_pair_new(&c, &s, ctx[0], ctx[2], 0) != RETLS_OK)
+    abort();
+  for (i = 0; i < 20 && (cs != RETLS_OK || ss != RETLS_OK); i++) {
+    cs = retls_conn_handshake(c);
+    ss = retls_conn_handshake(s);
+  }
+  for (i = 0; i < 4; i++)
+    (void)retls_conn_read(&n, c, buf, sizeof(buf));
+  /* A copy, for the reason in make_resume_session. */
+  early_session[cfg] = SSL_SESSION_dup(SSL_get0_session(c->ssl));
+  if (cs != RETLS_OK || ss != RETLS_OK || early_session[cfg] == NULL ||
+      SSL_SESSION_get_max_early_data(early_session[cfg]) != EARLY_MAX) {
+    fprintf(stderr, "fuzz_retry: cannot make the early-data session: %s\n",
+            retls_conn_last_error(c));
+    abort();
+  }
+  SSL_SESSION_set_timeout(early_session[cfg], 365L * 24 * 3600);
+  retls_conn_free(c);
+  retls_conn_free(s);
+}
+
+static void use_early_session(retls_conn *c, unsigned cfg) {
+  SSL_SESSION *copy = SSL_SESSION_dup(early_session[cfg]);
+  if (copy == NULL || !SSL_set_session(c->ssl, copy))
+    abort();
+  SSL_SESSION_free(copy);
+}
+
 /* ---- fast handshakes ------------------------------------------------------
  *
  * A full handshake (certificate, ECDSA signature and verification, ECDHE)
@@ -429,6 +512,12 @@ struct end {
   int eof_signalled; /* memory mode: told this end its input ended */
   int last_read;     /* status of the last read */
   int rekeyed;       /* renegotiate() or key_update(request) returned OK */
+  int pend_is_early; /* the pending write came from write_early */
+  size_t early_acked;   /* client: early bytes acknowledged (first in acked) */
+  size_t early_removed; /* client: rejected early bytes not sent (replay
+                           off), taken out of acked */
+  int early_settled;    /* client: the early outcome was checked */
+  int read_early;       /* server: read_early still to finish first */
   retls_stats want;  /* counters as the model expects them */
 };
 
@@ -441,9 +530,79 @@ static int is_fatal(int s) {
          s == RETLS_VERIFY;
 }
 
+/* Early mode, client: what retls did on its own.  Handshake, read, write
+ * and flush first finish a pending early write and replay rejected early
+ * bytes (write.c, retls__early_settle); the model learns it here, from
+ * the counters, before any byte is compared.  The bytes stay fully
+ * checked; the client's stop and retry counters are only checked not to
+ * go down in this mode, since such stops happen inside other calls. */
+static void early_sync(end *e) {
+  retls_stats s;
+  if (!early_mode || e != ends[0] || e->conn == NULL)
+    return;
+  if (retls_conn_stats(&s, e->conn) != RETLS_OK)
+    return;
+  if (e->has_pend && e->pend_is_early && e->conn->pend_len == 0) {
+    size_t done = s.bytes_written - e->want.bytes_written;
+    CHECK(done <= e->tail.len && (done == 0 || e->partial ||
+                                  done == e->tail.len),
+          "client: a settled early write acknowledged %zu of %zu bytes",
+          done, e->tail.len);
+    if (done > 0) {
+      bytes_append(&e->acked, e->tail.data, done);
+      e->early_acked += done;
+      e->want.writes++;
+      e->want.bytes_written += done;
+      e->tail.len = 0;
+    } /* else it failed: tail stays, as for any failed write */
+    e->has_pend = 0;
+    e->pend_is_early = 0;
+  }
+  /* Not checked: a write that stops inside the settling handshake is not
+   * counted in want_read/want_write by retls (noted in README.md). */
+  e->want.want_read = s.want_read;
+  e->want.want_write = s.want_write;
+  CHECK(s.retries >= e->want.retries, "client: stats.retries went down");
+  e->want.retries = s.retries;
+  if (!e->early_settled && e->conn->early == RETLS__EARLY_DONE) {
+    int es = retls_conn_early_data_status(e->conn);
+    const unsigned char *rb = NULL;
+    size_t rlen = 0;
+    e->early_settled = 1;
+    CHECK(retls_conn_early_data_rejected_bytes(&rb, &rlen, e->conn) ==
+              RETLS_OK, "rejected_bytes failed");
+    log_op(" [early data %s, %zu bytes]",
+           es == RETLS_EARLY_ACCEPTED   ? "accepted"
+           : es == RETLS_EARLY_REJECTED ? "rejected"
+                                        : "not sent",
+           e->early_acked);
+    CHECK(!(early_accept && es == RETLS_EARLY_REJECTED && e->early_acked),
+          "client: the server read early data first but rejected it");
+    CHECK(early_accept || es != RETLS_EARLY_ACCEPTED,
+          "client: early data accepted by a server that did not read it");
+    if (es == RETLS_EARLY_REJECTED && !early_replay && e->early_acked) {
+      CHECK(rlen == e->early_acked &&
+                memcmp(rb, e->acked.data, rlen) == 0,
+            "client: rejected_bytes gave %zu bytes, not the %zu early "
+            "bytes acknowledged", rlen, e->early_acked);
+      CHECK(e->peer->received.len == 0,
+            "server read %zu bytes of rejected early data",
+            e->peer->received.len);
+      memmove(e->acked.data, e->acked.data + rlen, e->acked.len - rlen);
+      e->acked.len -= rlen;
+      e->early_removed = rlen;
+    } else {
+      CHECK(rlen == 0 && rb == NULL,
+            "client: rejected_bytes gave %zu bytes (status %d, replay %d)",
+            rlen, es, early_replay);
+    }
+  }
+}
+
 /* Check the received bytes of e against what its peer sent. */
 static void check_prefix(end *e) {
   end *p = e->peer;
+  early_sync(p);
   size_t n = e->received.len, a = p->acked.len;
   size_t i, limit = a + p->tail.len;
   CHECK(n <= limit,
@@ -484,6 +643,7 @@ static void check_exact(end *e, const char *when) {
 static void check_counters(end *e) {
   retls_stats s;
   const retls_stats *w = &e->want;
+  early_sync(e);
   CHECK(retls_conn_stats(&s, e->conn) == RETLS_OK, "stats of %s", e->name);
 #define CMP(field)                                                          \
   CHECK(s.field == w->field, "%s: stats." #field " = %llu, model %llu",     \
@@ -496,11 +656,20 @@ static void check_counters(end *e) {
   CMP(mismatches);
   CMP(bytes_read);
 #undef CMP
-  CHECK(w->bytes_written == e->acked.len, "%s bytes_written model", e->name);
+  CHECK(w->bytes_written == e->acked.len + e->early_removed,
+        "%s bytes_written model", e->name);
   CHECK(w->bytes_read == e->received.len, "%s bytes_read model", e->name);
-  CHECK(retls_conn_pending_write(e->conn) == (e->has_pend ? e->tail.len : 0),
-        "%s: pending_write() = %zu, model %zu", e->name,
-        retls_conn_pending_write(e->conn), e->has_pend ? e->tail.len : 0);
+  {
+    /* A replay of rejected early data still to go counts too (retls.h). */
+    size_t replay = e->conn->early == RETLS__EARLY_REPLAY
+                        ? e->conn->early_len - e->conn->early_off
+                        : 0;
+    CHECK(retls_conn_pending_write(e->conn) ==
+              (e->has_pend ? e->tail.len : 0) + replay,
+          "%s: pending_write() = %zu, model %zu + replay %zu", e->name,
+          retls_conn_pending_write(e->conn), e->has_pend ? e->tail.len : 0,
+          replay);
+  }
   CHECK(retls_conn_last_error(e->conn) != NULL, "last_error NULL");
 }
 
@@ -518,6 +687,11 @@ static int fatal_ok(end *e, const char *op, int s) {
    * peer; memory mode: the harness signalled the end of the stream).  That
    * is the documented RETLS_EOF, for reads and writes alike. */
   if ((e->peer->state == M_CLOSED || e->eof_signalled) && s == RETLS_EOF)
+    return 1;
+  /* OpenSSL 3.0 counts every repeat of a WANT'ed early write against
+   * max_early_data (documented in retls.h). */
+  if (early_mode && s == RETLS_SSL &&
+      strstr(retls_conn_last_error(e->conn), "too much early data") != NULL)
     return 1;
   /* The peer failed: it may have sent a fatal alert. */
   if (e->peer->state == M_FAILED && s == RETLS_SSL)
@@ -581,6 +755,9 @@ static void write_outcome(end *e, const char *op, int s, size_t out) {
           "%s %s: OK with *out=%zu of %zu outside partial-write mode",
           e->name, op, out, len);
     bytes_append(&e->acked, e->tail.data, out);
+    if (e->pend_is_early)
+      e->early_acked += out;
+    e->pend_is_early = 0;
     /* In partial-write mode the rest was never encrypted: OpenSSL returns
      * after the first completed record, so nothing of it may arrive. */
     e->tail.len = 0;
@@ -625,12 +802,45 @@ static void write_outcome(end *e, const char *op, int s, size_t out) {
   }
 }
 
+/* Rejected early bytes still to be replayed (retls.h: they count as a
+ * pending write for shutdown and close). */
+static size_t replay_left(end *e) {
+  return e->conn->early == RETLS__EARLY_REPLAY
+             ? e->conn->early_len - e->conn->early_off
+             : 0;
+}
+
+/* Early mode: the client's writes go to write_early while early data may
+ * still be sent (what retls_conn_write_early itself allows). */
+static int early_window(end *e) {
+  return early_mode && e == ends[0] && e->state == M_OPEN &&
+         !e->shut_started && !SSL_is_init_finished(e->conn->ssl) &&
+         !e->conn->early_ended &&
+         (SSL_in_before(e->conn->ssl) ||
+          e->conn->early == RETLS__EARLY_WRITING);
+}
+
 static void do_write(end *e, const unsigned char *buf, size_t len,
                      const char *kind) {
   size_t out = 99;
-  int s;
-  log_op("%s write %zu (%s)", e->name, len, kind);
-  s = retls_conn_write(&out, e->conn, buf, len);
+  int s, early;
+  early_sync(e); /* a read or handshake may have settled early data */
+  early = early_window(e);
+  if (!early && early_mode && e == ends[0] && e->state == M_OPEN &&
+      !e->has_pend && len > 0 && e->conn->early_ended &&
+      !SSL_is_init_finished(e->conn->ssl)) {
+    /* The handshake went on past the early data: write_early must refuse
+     * (BAD_ARG, nothing changed) instead of failing the connection. */
+    size_t o = 99;
+    s = retls_conn_write_early(&o, e->conn, buf, len);
+    CHECK(s == RETLS_BAD_ARG && o == 0,
+          "client write_early after the handshake went on gave %s (%s)",
+          st(s), retls_conn_last_error(e->conn));
+    log_op("client write_early %zu -> BAD_ARG (handshake went on); ", len);
+  }
+  log_op("%s write%s %zu (%s)", e->name, early ? "_early" : "", len, kind);
+  s = early ? retls_conn_write_early(&out, e->conn, buf, len)
+            : retls_conn_write(&out, e->conn, buf, len);
   CHECK(s == RETLS_OK || out == 0, "write: *out=%zu with %s", out, st(s));
   if (gate(e, "write", s)) {
     log_op(" -> CLOSED\n");
@@ -643,7 +853,9 @@ static void do_write(end *e, const unsigned char *buf, size_t len,
     return;
   }
   if (e->has_pend) {
-    if (len != e->tail.len || memcmp(buf, e->tail.data, len) != 0) {
+    /* write_early resumes only an early write; write() resumes either. */
+    if (len != e->tail.len || memcmp(buf, e->tail.data, len) != 0 ||
+        (early && !e->pend_is_early)) {
       CHECK(s == RETLS_RETRY_MISMATCH,
             "%s write of %zu other bytes while %zu are pending gave %s",
             e->name, len, e->tail.len, st(s));
@@ -669,18 +881,33 @@ static void do_write(end *e, const unsigned char *buf, size_t len,
     return;
   }
   bytes_set(&e->tail, buf, len);
-  write_outcome(e, "write", s, out);
+  e->pend_is_early = early;
+  write_outcome(e, early ? "write_early" : "write", s, out);
   log_op("\n");
 }
 
 static void do_flush(end *e) {
   size_t out = 99;
   int s;
+  size_t replay_before;
+  early_sync(e);
+  replay_before = e->state == M_OPEN ? replay_left(e) : 0;
   log_op("%s flush", e->name);
   s = retls_conn_flush(&out, e->conn);
   CHECK(s == RETLS_OK || out == 0, "flush: *out=%zu with %s", out, st(s));
   if (gate(e, "flush", s)) {
     log_op(" -> CLOSED\n");
+    return;
+  }
+  if (!e->has_pend && replay_before) {
+    /* flush() sends a replay of rejected early data (retls.h). */
+    CHECK(out == 0, "%s flush of a replay: *out=%zu", e->name, out);
+    if (is_fatal(s))
+      on_fatal(e, "flush (replay)", s);
+    else
+      CHECK(s == RETLS_OK || s == RETLS_WANT_READ || s == RETLS_WANT_WRITE,
+            "%s flush of a replay gave %s", e->name, st(s));
+    log_op(" -> %s (replay)\n", st(s) + 6);
     return;
   }
   if (!e->has_pend) {
@@ -701,7 +928,16 @@ static int do_read(end *e, size_t len) {
   int s;
   if (len > sizeof(buf))
     len = sizeof(buf);
-  s = retls_conn_read(&out, e->conn, buf, len);
+  if (e->read_early && e->state == M_OPEN) {
+    /* Accepting server: read_early until it reports the end (OK, 0). */
+    s = retls_conn_read_early(&out, e->conn, buf, len);
+    if (s == RETLS_OK && out == 0) {
+      e->read_early = 0;
+      s = RETLS_WANT_READ; /* nothing read; the caller may read again */
+    }
+  } else {
+    s = retls_conn_read(&out, e->conn, buf, len);
+  }
   CHECK(s == RETLS_OK || out == 0, "read: *out=%zu with %s", out, st(s));
   e->last_read = s;
   if (gate(e, "read", s))
@@ -803,15 +1039,21 @@ static void do_rekey(end *e, int key_update, int request) {
 static void do_shutdown(end *e) {
   /* White box: OpenSSL knows whether a renegotiation is still to run
    * (requested by either end); shutdown() must refuse then. */
-  int reneg_pending = e->state == M_OPEN && !e->shut_done &&
-                      SSL_renegotiate_pending(e->conn->ssl);
-  int s = retls_conn_shutdown(e->conn);
-  int in_init;
+  int reneg_pending, s, in_init, early_first;
+  early_sync(e);
+  reneg_pending = e->state == M_OPEN && !e->shut_done &&
+                  SSL_renegotiate_pending(e->conn->ssl);
+  /* shutdown() settles early data first (may stop before close_notify) */
+  early_first = e->state == M_OPEN && !e->has_pend &&
+                e->conn->early == RETLS__EARLY_WRITING;
+  s = retls_conn_shutdown(e->conn);
+  early_sync(e);
   log_op("%s shutdown -> %s\n", e->name, st(s) + 6);
   if (gate(e, "shutdown", s))
     return;
-  if (e->has_pend) {
-    CHECK(s == RETLS_WRITE_PENDING,
+  if (e->has_pend || replay_left(e)) {
+    CHECK(s == RETLS_WRITE_PENDING ||
+              (early_first && (s == RETLS_WANT_READ || s == RETLS_WANT_WRITE)),
           "%s shutdown with %zu bytes pending gave %s", e->name, e->tail.len,
           st(s));
     return;
@@ -827,6 +1069,11 @@ static void do_shutdown(end *e) {
     return;
   }
   in_init = !SSL_is_init_finished(e->conn->ssl);
+  if (early_first && (s == RETLS_WANT_READ || s == RETLS_WANT_WRITE) &&
+      !(SSL_get_shutdown(e->conn->ssl) & SSL_SENT_SHUTDOWN)) {
+    log_op("  (early data settling first)\n");
+    return;
+  }
   e->shut_started = 1;
   switch (s) {
   case RETLS_OK:
@@ -848,14 +1095,18 @@ static void do_shutdown(end *e) {
 }
 
 static void do_close(end *e, int discard) {
-  int s = retls_conn_close(e->conn, discard ? RETLS_CLOSE_DISCARD : 0);
+  int s;
+  size_t replay;
+  early_sync(e);
+  replay = e->state == M_CLOSED ? 0 : replay_left(e);
+  s = retls_conn_close(e->conn, discard ? RETLS_CLOSE_DISCARD : 0);
   log_op("%s close%s -> %s\n", e->name, discard ? "(discard)" : "",
          st(s) + 6);
   if (e->state == M_CLOSED) {
     CHECK(s == RETLS_OK, "%s closing twice gave %s", e->name, st(s));
     return;
   }
-  if (e->has_pend && !discard) {
+  if ((e->has_pend || replay) && !discard) {
     CHECK(s == RETLS_WRITE_PENDING,
           "%s close with %zu bytes pending gave %s", e->name, e->tail.len,
           st(s));
@@ -1006,6 +1257,7 @@ static int quiet(void) {
   for (i = 0; i < 2; i++) {
     end *e = ends[i];
     int peer_alive = e->peer->state == M_OPEN;
+    early_sync(e);
     if (e->state != M_OPEN)
       continue;
     if (e->last_read == RETLS_OK)
@@ -1074,18 +1326,28 @@ static void run_input(const uint8_t *data, size_t size) {
   capacity = 64 + (size_t)capb * capb; /* 64 .. 65089, dense at the low end */
   budget = capacity * 64 < MAX_TOTAL ? capacity * 64 : MAX_TOTAL;
   make_contexts(cfg & CFG_CTX_MASK);
+  early_mode = CFG_EARLY(cfg);
+  early_replay = !(capb & 1);
+  early_accept = (capb & 2) != 0;
+  if (early_mode)
+    make_early(cfg & CFG_CTX_MASK);
 
   op_log_len = 0;
   op_log[0] = '\0';
-  log_op("config: %s%s%s%s%s, capacity %zu, budget %zu\n",
+  log_op("config: %s%s%s%s%s%s, capacity %zu, budget %zu\n",
          (cfg & CFG_TLS13) ? "TLS 1.3" : "TLS 1.2",
          CFG_FULL_HANDSHAKE(cfg) ? ", full handshake"
+         : CFG_EARLY(cfg)        ? ", resumption (early-data ticket)"
          : !(cfg & CFG_TLS13)    ? ", resumption"
          : CFG_TICKETS(cfg)      ? ", external PSK (psk_ke), tickets"
                                  : ", external PSK (psk_ke), no tickets",
          (cfg & CFG_PARTIAL) ? ", partial writes" : "",
          (cfg & CFG_SMALLFRAG) ? ", 512-byte records" : "",
          (cfg & CFG_MEMORY) ? ", memory transport" : ", pair transport",
+         !early_mode     ? ""
+         : early_accept  ? ", early data, server accepts"
+         : early_replay  ? ", early data, server rejects, replay on"
+                         : ", early data, server rejects, replay off",
          capacity, budget);
 
   memset(&client, 0, sizeof(client));
@@ -1103,20 +1365,26 @@ static void run_input(const uint8_t *data, size_t size) {
   ends[0] = &client;
   ends[1] = &server;
 
-  if (cfg & CFG_MEMORY) {
-    s = retls_conn_new_memory(&client.conn, client_ctx[cfg & CFG_CTX_MASK],
-                              NULL, capacity);
-    CHECK(s == RETLS_OK, "new_memory client: %s", st(s));
-    s = retls_conn_new_memory(&server.conn, server_ctx[cfg & CFG_CTX_MASK],
-                              NULL, capacity);
-    CHECK(s == RETLS_OK, "new_memory server: %s", st(s));
-  } else {
-    s = retls_pair_new(&client.conn, &server.conn,
-                       client_ctx[cfg & CFG_CTX_MASK],
-                       server_ctx[cfg & CFG_CTX_MASK], capacity);
-    CHECK(s == RETLS_OK, "pair_new: %s", st(s));
+  {
+    retls_ctx *cc = early_mode
+                        ? early_client_ctx[cfg & CFG_CTX_MASK][early_replay]
+                        : client_ctx[cfg & CFG_CTX_MASK];
+    retls_ctx *sc = early_mode ? early_server_ctx[cfg & CFG_CTX_MASK]
+                               : server_ctx[cfg & CFG_CTX_MASK];
+    if (cfg & CFG_MEMORY) {
+      s = retls_conn_new_memory(&client.conn, cc, NULL, capacity);
+      CHECK(s == RETLS_OK, "new_memory client: %s", st(s));
+      s = retls_conn_new_memory(&server.conn, sc, NULL, capacity);
+      CHECK(s == RETLS_OK, "new_memory server: %s", st(s));
+    } else {
+      s = retls_pair_new(&client.conn, &server.conn, cc, sc, capacity);
+      CHECK(s == RETLS_OK, "pair_new: %s", st(s));
+    }
   }
-  if (!CFG_FULL_HANDSHAKE(cfg))
+  server.read_early = early_mode && early_accept;
+  if (early_mode)
+    use_early_session(client.conn, cfg & CFG_CTX_MASK);
+  else if (!CFG_FULL_HANDSHAKE(cfg))
     use_fast_handshake(client.conn, server.conn, cfg);
   if (wbuf == NULL && (wbuf = malloc(MAX_WRITE + 256)) == NULL)
     abort();
@@ -1127,6 +1395,12 @@ static void run_input(const uint8_t *data, size_t size) {
     end *e = (op & 16) ? &server : &client;
     size_t len, k;
 
+    if (e->read_early && e->state == M_OPEN && code != 15) {
+      /* An accepting server reads early data before anything else. */
+      do_reads(e, (size_t)1 << arg, 1);
+      check_all(&client);
+      continue;
+    }
     switch (code) {
     case 0: /* a new write: size class from arg, contents generated or a
                constant byte */

@@ -18,6 +18,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # sends session tickets; 0xF0: full certificate handshake)
 TLS13, PARTIAL, SMALLFRAG, MEMORY = 1, 2, 4, 8
 TICKETS, FULL = 0x30, 0xF0
+# 0xE0 with TLS13: early data (client writes before the handshake are
+# write_early); then byte 1 bit 0 = replay off, bit 1 = server accepts
+EARLY = 0xE0
+NOREPLAY, ACCEPT = 1, 2
 # opcodes (bits 0-3 of an operation byte)
 (WRITE, RETRY_SAME, RETRY_SHORTER, RETRY_LONGER, RETRY_OTHER, FLUSH, READ,
  HANDSHAKE, RENEGOTIATE, KEY_UPDATE, SHUTDOWN, CLOSE, PUMP, BAD_ARGS,
@@ -132,6 +136,26 @@ SEEDS = {
         0, 16, op(BAD_ARGS, C), pump(8), write(C, 700, constant=0),
         op(RETRY_OTHER, C, 1) + bytes([1]), op(TRANSFER, C), op(BAD_ARGS, C),
         op(READ_ALL, S), write(C, 700, constant=0), op(BAD_ARGS, S)),
+    # 0-RTT rejected (the server does not read early data first), replay
+    # on: an early write stops, refused other bytes, same bytes resume,
+    # flush finishes it, a second early write, then ordinary data after.
+    "tls13-early-rejected-replay": seed(
+        TLS13 | EARLY, 40,
+        write(C, 3000), op(RETRY_OTHER, C, 0) + bytes([1]),
+        op(RETRY_SAME, C), op(FLUSH, C), write(C, 200, 1),
+        pump(8), write(C, 100, 1), write(S, 50, 1), pump(8)),
+    # The same with replay off: the bytes come back from rejected_bytes.
+    "tls13-early-rejected-noreplay": seed(
+        TLS13 | EARLY, 40 | NOREPLAY,
+        write(C, 3000), op(RETRY_SAME, C), op(FLUSH, C),
+        pump(8), write(C, 100, 1), pump(8)),
+    # Accepted: the server reads early data first; memory transport moved
+    # in pieces.
+    "tls13-early-accepted-memory": seed(
+        TLS13 | MEMORY | EARLY, 8 | ACCEPT,
+        write(C, 2000), op(TRANSFER, C, 1) + struct.pack(">H", 100),
+        reads(S, 4, 4), op(FLUSH, C), op(TRANSFER, C, 7) + b"\xff\xff",
+        reads(S, 7, 8), write(C, 300, 1), pump(8), write(S, 40, 1), pump(8)),
 }
 
 # The same scenarios with the other handshake kinds, so the corpus starts
