@@ -78,29 +78,38 @@ void retls__pending_clear(retls_conn *conn) {
   }
 }
 
-/* One SSL_write_ex call; counters and status mapping in one place. */
-static int ssl_write_once(size_t *out, retls_conn *conn, const void *buf,
-                          size_t len) {
-  size_t written = 0;
-  int ret, status;
+/* The two ends of every SSL_write*: counters and status mapping in one
+ * place, for ordinary writes, early data and the replay of early data. */
+static int write_took(size_t *out, retls_conn *conn, size_t written) {
+  conn->want = RETLS_OK;
+  conn->detail[0] = '\0';
+  conn->stats.writes++;
+  conn->stats.bytes_written += written;
+  *out = written;
+  return RETLS_OK;
+}
 
-  retls__err_clear();
-  errno = 0;
-  ret = SSL_write_ex(conn->ssl, buf, len, &written);
-  if (ret == 1) {
-    conn->want = RETLS_OK;
-    conn->detail[0] = '\0';
-    conn->stats.writes++;
-    conn->stats.bytes_written += written;
-    *out = written;
-    return RETLS_OK;
-  }
-  status = retls__map_ssl_result(conn, ret, "write");
+static int write_stopped(retls_conn *conn, int ret, const char *op) {
+  int status = retls__map_ssl_result(conn, ret, op);
   if (status == RETLS_WANT_READ)
     conn->stats.want_read++;
   else if (status == RETLS_WANT_WRITE)
     conn->stats.want_write++;
   return retls__conn_status_from_want(conn, status);
+}
+
+/* One SSL_write_ex call. */
+static int ssl_write_once(size_t *out, retls_conn *conn, const void *buf,
+                          size_t len) {
+  size_t written = 0;
+  int ret;
+
+  retls__err_clear();
+  errno = 0;
+  ret = SSL_write_ex(conn->ssl, buf, len, &written);
+  if (ret == 1)
+    return write_took(out, conn, written);
+  return write_stopped(conn, ret, "write");
 }
 
 static int is_retryable(int status) {
@@ -113,9 +122,9 @@ static int is_retryable(int status) {
 static int ssl_write_early_once(size_t *out, retls_conn *conn,
                                 const void *buf, size_t len) {
   size_t written = 0;
-  int ret, status;
+  int ret;
 
-  ERR_clear_error();
+  retls__err_clear();
   errno = 0;
   ret = SSL_write_early_data(conn->ssl, buf, len, &written);
   if (ret == 1) {
@@ -132,20 +141,10 @@ static int ssl_write_early_once(size_t *out, retls_conn *conn,
     memcpy(p + conn->early_len, buf, written);
     conn->early_buf = p;
     conn->early_len += written;
-    conn->want = RETLS_OK;
-    conn->detail[0] = '\0';
-    conn->stats.writes++;
-    conn->stats.bytes_written += written;
     conn->stats.early_bytes += written;
-    *out = written;
-    return RETLS_OK;
+    return write_took(out, conn, written);
   }
-  status = retls__map_ssl_result(conn, ret, "write_early");
-  if (status == RETLS_WANT_READ)
-    conn->stats.want_read++;
-  else if (status == RETLS_WANT_WRITE)
-    conn->stats.want_write++;
-  return retls__conn_status_from_want(conn, status);
+  return write_stopped(conn, ret, "write_early");
 }
 
 static void early_drop(retls_conn *conn) {
@@ -173,7 +172,7 @@ int retls__early_settle(retls_conn *conn) {
      * EndOfEarlyData, after which SSL_write_early_data fails the
      * connection: write_early must refuse from now on. */
     conn->early_ended = 1;
-    ERR_clear_error();
+    retls__err_clear();
     errno = 0;
     ret = SSL_do_handshake(conn->ssl);
     if (ret != 1) {
@@ -197,18 +196,12 @@ int retls__early_settle(retls_conn *conn) {
    * when OpenSSL took bytes (partial-write mode may take them in parts). */
   while (conn->early == RETLS__EARLY_REPLAY) {
     size_t written = 0;
-    ERR_clear_error();
+    retls__err_clear();
     errno = 0;
     ret = SSL_write_ex(conn->ssl, conn->early_buf + conn->early_off,
                        conn->early_len - conn->early_off, &written);
-    if (ret != 1) {
-      status = retls__map_ssl_result(conn, ret, "write (early data replay)");
-      if (status == RETLS_WANT_READ)
-        conn->stats.want_read++;
-      else if (status == RETLS_WANT_WRITE)
-        conn->stats.want_write++;
-      return retls__conn_status_from_want(conn, status);
-    }
+    if (ret != 1)
+      return write_stopped(conn, ret, "write (early data replay)");
     conn->want = RETLS_OK;
     conn->early_off += written;
     conn->stats.early_replayed += written;
