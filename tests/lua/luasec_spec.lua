@@ -404,3 +404,96 @@ describe("a LuaSec program with only its require changed", function()
     assert.are.equal(over_luasec.protocol, over_retls.protocol)
   end)
 end)
+
+describe("the other direction's want", function()
+  -- send() returning "wantread": a TLS 1.2 client that asked for a
+  -- renegotiation sends its ClientHello with the next write, and that
+  -- write cannot finish before the server's answer arrives.  The retls
+  -- server in this process is pumped only after the want was seen, so the
+  -- want is certain, not a race.
+  it("send() returns nil, \"wantread\", last_index during a renegotiation; the resend from last_index + 1 completes and every byte arrives once", function()
+    local c, s = connected(lssl, lssl, { protocol = "tlsv1_2" })
+    assert.are.equal("TLSv1.2", c:info().version)
+    local head = "head:"
+    assert.are.equal(#head, c:send(head))
+    assert.is_true(c:renegotiate())
+    local data = head .. H.pattern(100000, 21)
+    -- from index #head + 1: last_index counts from the start of data
+    local r = { c:send(data, #head + 1) }
+    assert.are.same({ nil, "wantread", #head }, r)
+    assert.are.equal("read", c:want())
+    assert.are.equal(16384, c:pending_write()) -- the first record, kept
+    local st0 = c:stats()
+    assert.are.equal(1, st0.want_read)
+    -- nothing waits for the client's receive(): the want is the write's
+    assert.is_false(c:dirty())
+    local got
+    F.run({
+      -- F.send waits for readable on "wantread", then resends from
+      -- last_index + 1 (what current copas does)
+      function() assert.are.equal(#data, F.send(c, data, r[3] + 1)) end,
+      function() got = F.receive(s, #data) end,
+    }, 30)
+    assert.are.equal(#data, #got)
+    assert.is_true(got == data, "the bytes differ")
+    local st = c:stats()
+    assert.are.equal(0, st.mismatches)
+    assert.is_true(st.want_read >= 2)      -- ServerHello flight, then Finished
+    assert.is_true(st.retries >= 1)
+    assert.are.equal(#data, st.bytes_written) -- no byte written twice
+    -- the renegotiated connection goes on both ways
+    F.run({ function() assert(F.send(c, "after\n")) end,
+            function() assert.are.equal("after", F.receive(s, "*l")) end }, 10)
+    F.run({ function() assert(F.send(s, "back\n")) end,
+            function() assert.are.equal("back", F.receive(c, "*l")) end }, 10)
+    c:close() s:close()
+  end)
+
+  -- receive() returning "wantwrite": a read that has to write first.  A
+  -- client's first receive() runs the handshake, which writes the
+  -- ClientHello.  Here the client's socket send buffer is already full of
+  -- plain bytes the server has not read yet (a STARTTLS-like preamble), so
+  -- that write cannot go out: certain, as the server reads nothing until
+  -- the want was seen and a full buffer with a closed window stays full.
+  it("receive() returns nil, \"wantwrite\", partial when its handshake cannot write; after writable it completes", function()
+    local a, b = F.tcp_pair(16384)
+    local chunk, sent = ("P"):rep(65536), 0
+    -- fill until the kernel takes nothing, and still nothing after a pause
+    -- (in-flight ACKs may free some room once)
+    local quiet = 0
+    while quiet < 2 do
+      local n, err, last = a:send(chunk)
+      n = n or last
+      assert(n or err == "timeout", err)
+      sent = sent + n
+      if n == 0 then
+        quiet = quiet + 1
+        socket.sleep(0.05)
+      else
+        quiet = 0
+      end
+    end
+    local c = assert(lssl.wrap(a, F.client_params(pki)))
+    c:settimeout(0)
+    assert.are.same({ nil, "wantwrite", "" }, { c:receive(5) })
+    assert.are.equal("write", c:want())
+    assert.are.same({ nil, "wantwrite", "" }, { c:receive("*l") }) -- still stuck
+    -- the server reads the preamble, then speaks TLS
+    b:settimeout(10)
+    local pre = assert(b:receive(sent))
+    assert.are.equal(("P"):rep(sent), pre)
+    local s = assert(ssl.wrap(b, F.server_params(pki)))
+    s:settimeout(0)
+    local msg = H.pattern(50000, 22)
+    local got, line
+    F.run({
+      -- F.receive waits for writable on "wantwrite" and calls receive again
+      function() got = F.receive(c, #msg) line = F.receive(c, "*l") end,
+      function() assert(F.handshake(s)) assert(F.send(s, msg .. "end\n")) end,
+    }, 30)
+    assert.is_true(got == msg, "the bytes differ")
+    assert.are.equal("end", line)
+    assert.is_true(c:stats().want_write == 0) -- a read's want is not a write's
+    c:close() s:close()
+  end)
+end)
