@@ -577,12 +577,18 @@ int retls_conn_read_early(size_t *out, retls_conn *conn, void *buf,
 /* Information                                                              */
 /* ------------------------------------------------------------------------ */
 
-/** Per-connection counters.  want_read / want_write count the writes and
- *  flushes that stopped; retries counts repeats of a pending write (by
- *  write with the same bytes or by flush); mismatches counts refused
- *  retries. */
+/** Per-connection counters.  want_read / want_write: each write,
+ *  write_early or flush call that returned RETLS_WANT_READ /
+ *  RETLS_WANT_WRITE (or RETLS_TIMEOUT waiting for the socket to become
+ *  readable / writable) counts one, whatever stopped it: the write, the
+ *  handshake that settles early data, or the replay of rejected early
+ *  data.  handshake() and read() count none, also when they settle early
+ *  data.  retries counts repeats of a pending write: by a write with the
+ *  same bytes, by flush, or by the handshake() or read() that must first
+ *  finish a pending write_early.  mismatches counts refused retries. */
 typedef struct {
-  uint64_t writes;        /* write/flush calls that completed */
+  uint64_t writes;        /* writes that completed, each counted once by
+                             the call that completed it */
   uint64_t bytes_written; /* plaintext bytes acknowledged to callers */
   uint64_t want_read;
   uint64_t want_write;

@@ -91,10 +91,6 @@ static int write_took(size_t *out, retls_conn *conn, size_t written) {
 
 static int write_stopped(retls_conn *conn, int ret, const char *op) {
   int status = retls__map_ssl_result(conn, ret, op);
-  if (status == RETLS_WANT_READ)
-    conn->stats.want_read++;
-  else if (status == RETLS_WANT_WRITE)
-    conn->stats.want_write++;
   return retls__conn_status_from_want(conn, status);
 }
 
@@ -115,6 +111,23 @@ static int ssl_write_once(size_t *out, retls_conn *conn, const void *buf,
 static int is_retryable(int status) {
   return status == RETLS_WANT_READ || status == RETLS_WANT_WRITE ||
          status == RETLS_TIMEOUT;
+}
+
+/* The one place stops are counted (retls_stats): a write, write_early or
+ * flush call that returns WANT_READ/WANT_WRITE counts one want_read/
+ * want_write, whichever stage stopped it: the write itself, the handshake
+ * that settles early data, or the replay of rejected early data.  (TIMEOUT
+ * is a WANT on a blocking socket and counts as its WANT, which conn->want
+ * keeps.)  handshake() and read(), which settle early data on the way,
+ * count none: they are not writes. */
+static int write_returns(retls_conn *conn, int status) {
+  if (is_retryable(status)) {
+    if (conn->want == RETLS_WANT_READ)
+      conn->stats.want_read++;
+    else if (conn->want == RETLS_WANT_WRITE)
+      conn->stats.want_write++;
+  }
+  return status;
 }
 
 /* One SSL_write_early_data call; on success the bytes are also appended
@@ -293,7 +306,7 @@ int retls_conn_write(size_t *out, retls_conn *conn, const void *buf,
 
   if (conn->pend_len > 0) {
     if (len == conn->pend_len && memcmp(buf, conn->pend_buf, len) == 0)
-      return retry_pending(out, conn);
+      return write_returns(conn, retry_pending(out, conn));
     return mismatch(conn, len);
   }
 
@@ -323,7 +336,7 @@ int retls_conn_write(size_t *out, retls_conn *conn, const void *buf,
     if (kept != RETLS_OK)
       return kept;
   }
-  return status;
+  return write_returns(conn, status);
 }
 
 int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
@@ -348,7 +361,7 @@ int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
   if (conn->pend_len > 0) {
     if (conn->pend_early && len == conn->pend_len &&
         memcmp(buf, conn->pend_buf, len) == 0)
-      return retry_pending(out, conn);
+      return write_returns(conn, retry_pending(out, conn));
     return mismatch(conn, len);
   }
   if (conn->ctx->role != RETLS_CLIENT)
@@ -385,7 +398,7 @@ int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
     if (kept != RETLS_OK)
       return kept;
   }
-  return status;
+  return write_returns(conn, status);
 }
 
 int retls_conn_flush(size_t *out, retls_conn *conn) {
@@ -400,9 +413,10 @@ int retls_conn_flush(size_t *out, retls_conn *conn) {
   if ((status = retls__check_usable(conn)) != RETLS_OK)
     return status;
   if (conn->pend_len == 0)
-    return conn->early == RETLS__EARLY_REPLAY ? retls__early_settle(conn)
-                                              : RETLS_OK;
-  return retry_pending(out, conn);
+    return conn->early == RETLS__EARLY_REPLAY
+               ? write_returns(conn, retls__early_settle(conn))
+               : RETLS_OK;
+  return write_returns(conn, retry_pending(out, conn));
 }
 
 size_t retls_conn_pending_write(const retls_conn *conn) {

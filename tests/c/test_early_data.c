@@ -245,6 +245,132 @@ static void test_early_data_want_and_mismatch(void) {
   retls_ctx_free(sc);
 }
 
+/* Count a write-family status into the expected counters. */
+static void count_want(int st, uint64_t *wr, uint64_t *ww) {
+  if (st == RETLS_WANT_READ)
+    (*wr)++;
+  else if (st == RETLS_WANT_WRITE)
+    (*ww)++;
+}
+
+#define CHECK_STOPS(c, wr, ww, retries)                                   \
+  do {                                                                    \
+    retls_stats st_;                                                      \
+    CHECK(retls_conn_stats(&st_, (c)) == RETLS_OK);                       \
+    if (st_.want_read != (wr) || st_.want_write != (ww) ||                \
+        st_.retries != (retries))                                         \
+      fprintf(stderr, "stats: want_read %llu/%llu want_write %llu/%llu "  \
+              "retries %llu/%llu (got/expected)\n",                       \
+              (unsigned long long)st_.want_read, (unsigned long long)(wr), \
+              (unsigned long long)st_.want_write,                         \
+              (unsigned long long)(ww), (unsigned long long)st_.retries,  \
+              (unsigned long long)(retries));                             \
+    CHECK(st_.want_read == (wr) && st_.want_write == (ww) &&              \
+          st_.retries == (retries));                                      \
+  } while (0)
+
+/* retls_stats: each write, write_early or flush that returned WANT_x
+ * counts one want_x, also when what stopped it was the handshake that
+ * settles the early data or the replay of rejected early data; handshake()
+ * and read() count none.  The server rejects (it does not read_early), so
+ * the early bytes are replayed: it reads every byte once. */
+static void test_early_data_settle_stops_are_counted(void) {
+  retls_ctx *cc = harness_ctx(RETLS_CLIENT), *sc = server_ctx(1 << 20);
+  retls_conn *c = NULL, *s = NULL;
+  retls_session *sess;
+  harness_buf rest = {0};
+  unsigned char *data = malloc(20006), buf[64];
+  retls_stats st;
+  uint64_t wr = 0, ww = 0, retries = 0;
+  size_t n;
+  int i, cs;
+  CHECK(cc && sc && data);
+  sess = first_session(cc, sc);
+  CHECK(sess != NULL);
+
+  /* 1. write() meets the settling handshake before the server answered:
+   * WANT_READ, counted; read() and handshake() stop there too, uncounted. */
+  CHECK_STATUS(NULL, retls_pair_new(&c, &s, cc, sc, 0), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_set_session(c, sess), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_write_early(&n, c, "early\n", 6), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_write(&n, c, "after\n", 6), RETLS_WANT_READ);
+  wr++;
+  CHECK(retls_conn_pending_write(c) == 6);
+  CHECK_STOPS(c, wr, ww, retries);
+  CHECK_STATUS(c, retls_conn_read(&n, c, buf, sizeof(buf)), RETLS_WANT_READ);
+  CHECK_STATUS(c, retls_conn_handshake(c), RETLS_WANT_READ);
+  CHECK_STOPS(c, wr, ww, retries);
+  CHECK_STATUS(c, retls_conn_flush(&n, c), RETLS_WANT_READ);
+  wr++;
+  retries++;
+  CHECK_STOPS(c, wr, ww, retries);
+  /* The server answers (rejecting); the next flush settles, replays and
+   * finishes the write. */
+  CHECK_STATUS(s, harness_drain(s, &rest), RETLS_WANT_READ);
+  CHECK_STATUS(c, retls_conn_flush(&n, c), RETLS_OK);
+  retries++;
+  CHECK(n == 6);
+  CHECK_STOPS(c, wr, ww, retries);
+  CHECK_STATUS(s, harness_drain(s, &rest), RETLS_WANT_READ);
+  CHECK(retls_conn_early_data_status(c) == RETLS_EARLY_REJECTED);
+  CHECK(buf_is(&rest, "early\nafter\n"));
+  CHECK(retls_conn_stats(&st, c) == RETLS_OK);
+  CHECK(st.writes == 2 && st.bytes_written == 12 && st.early_replayed == 6);
+  retls_conn_free(c);
+  retls_conn_free(s);
+  c = s = NULL;
+  rest.len = 0;
+
+  /* 2. Through a 4096-byte pair: write_early stops, flush finishes it;
+   * then write() must replay 20000 rejected bytes first and stops in the
+   * replay (or the handshake): each stop of write and flush counted. */
+  wr = ww = retries = 0;
+  harness_pattern(data, 20000, 3);
+  memcpy(data + 20000, "after\n", 6);
+  CHECK_STATUS(NULL, retls_pair_new(&c, &s, cc, sc, 4096), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_set_session(c, sess), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_write_early(&n, c, data, 20000),
+               RETLS_WANT_WRITE);
+  ww++;
+  for (i = 0, cs = RETLS_WANT_WRITE; i < 200 && cs != RETLS_OK; i++) {
+    CHECK_STATUS(s, harness_drain(s, &rest), RETLS_WANT_READ);
+    cs = retls_conn_flush(&n, c);
+    retries++;
+    count_want(cs, &wr, &ww);
+    CHECK(cs == RETLS_OK || cs == RETLS_WANT_READ || cs == RETLS_WANT_WRITE);
+  }
+  CHECK(cs == RETLS_OK && n == 20000);
+  CHECK_STOPS(c, wr, ww, retries);
+  CHECK_STATUS(s, harness_drain(s, &rest), RETLS_WANT_READ);
+  cs = retls_conn_write(&n, c, data + 20000, 6);
+  CHECK(cs == RETLS_WANT_READ || cs == RETLS_WANT_WRITE);
+  count_want(cs, &wr, &ww);
+  CHECK_STOPS(c, wr, ww, retries);
+  for (i = 0; i < 200 && cs != RETLS_OK; i++) {
+    CHECK_STATUS(s, harness_drain(s, &rest), RETLS_WANT_READ);
+    cs = retls_conn_flush(&n, c);
+    retries++;
+    count_want(cs, &wr, &ww);
+    CHECK(cs == RETLS_OK || cs == RETLS_WANT_READ || cs == RETLS_WANT_WRITE);
+  }
+  CHECK(cs == RETLS_OK && n == 6);
+  CHECK_STOPS(c, wr, ww, retries);
+  CHECK(wr + ww >= 3); /* write_early, a stop in the settling, flush */
+  CHECK_STATUS(s, harness_drain(s, &rest), RETLS_WANT_READ);
+  CHECK(retls_conn_early_data_status(c) == RETLS_EARLY_REJECTED);
+  CHECK(rest.len == 20006 && memcmp(rest.data, data, 20006) == 0);
+  CHECK(retls_conn_stats(&st, c) == RETLS_OK);
+  CHECK(st.writes == 2 && st.bytes_written == 20006);
+  CHECK(st.early_bytes == 20000 && st.early_replayed == 20000);
+  free(data);
+  retls_session_free(sess);
+  harness_buf_free(&rest);
+  retls_conn_free(c);
+  retls_conn_free(s);
+  retls_ctx_free(cc);
+  retls_ctx_free(sc);
+}
+
 static void test_write_early_bad_input(void) {
   retls_ctx *cc = harness_ctx(RETLS_CLIENT), *sc = server_ctx(0);
   retls_ctx *sce = server_ctx(1024);
@@ -501,6 +627,7 @@ int main(void) {
   RUN(test_early_data_rejected_stale_ticket);
   RUN(test_early_data_rejected_replay_off);
   RUN(test_early_data_want_and_mismatch);
+  RUN(test_early_data_settle_stops_are_counted);
   RUN(test_write_early_bad_input);
   RUN(test_early_data_accepted_s_server);
   RUN(test_early_data_rejected_stale_ticket_s_server);
