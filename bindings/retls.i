@@ -385,27 +385,49 @@ RETLS_PY_MAY_BLOCK(w_shutdown)
 RETLS_PY_MAY_BLOCK(w_write_early)
 RETLS_PY_MAY_BLOCK(w_read_early)
 
-/* Calls that change the TLS state without blocking: refused while another
- * thread is inside a blocking call on the same connection. */
-%define RETLS_PY_NOT_WHILE_BUSY(method)
-%exception retls_conn::method {
-  if (retls_py_nbusy != 0 && retls_py_is_busy(arg1)) {
-    retls_py_raise(RETLS_BAD_ARG,
-                   "another thread is inside a blocking call on this "
-                   "connection; wake it first (sock.shutdown("
-                   "socket.SHUT_RDWR)), then call this");
+/* Every other Conn method (close, renegotiate, set_session, and the
+ * getters too: pending_write, want, stats, fileno, version, cipher, ...)
+ * is refused while another thread is inside a blocking call on the same
+ * connection: even reading its state races with that call.  One default
+ * %exception covers everything wrapped after this point, so a method
+ * added later is covered too.  Which wrappers check is decided by the
+ * type of their first argument (_Generic): a connection (a Conn method)
+ * is looked up in the busy list, anything else (contexts, sessions,
+ * module functions) passes.  Only when some thread is blocked at all:
+ * otherwise the cost is one load and a branch.  Methods with their own
+ * %exception above check the list themselves, and so do the hand-written
+ * write() and bio_read() below.  A wrapper without arguments has no arg1
+ * for the guard: give it %noexception, as below. */
+%{
+static int retls_py_guard_conn(const void *argp) {
+  const retls_conn *conn = *(retls_conn *const *)argp;
+  if (!retls_py_is_busy(conn))
+    return 0;
+  retls_py_raise(RETLS_BAD_ARG,
+                 "another thread is inside a blocking call on this "
+                 "connection; wake it first (sock.shutdown("
+                 "socket.SHUT_RDWR)), then call this");
+  return -1;
+}
+static int retls_py_guard_none(const void *argp) {
+  (void)argp;
+  return 0;
+}
+#define RETLS_PY_GUARD(arg)                                              \
+  if (retls_py_nbusy != 0 &&                                             \
+      _Generic((arg), struct retls_conn *: retls_py_guard_conn,          \
+               default: retls_py_guard_none)(&(arg)) != 0)               \
     SWIG_fail;
-  }
+%}
+%exception {
+  RETLS_PY_GUARD(arg1)
   $action
 }
-%enddef
-RETLS_PY_NOT_WHILE_BUSY(w_close)
-RETLS_PY_NOT_WHILE_BUSY(w_renegotiate)
-RETLS_PY_NOT_WHILE_BUSY(w_key_update)
-RETLS_PY_NOT_WHILE_BUSY(w_peer_certificate)
-RETLS_PY_NOT_WHILE_BUSY(w_set_session)
-RETLS_PY_NOT_WHILE_BUSY(w_session)
-RETLS_PY_NOT_WHILE_BUSY(w_early_data_rejected_bytes)
+%noexception retls_version;
+%noexception retls_openssl_version;
+%noexception w_install_fast_methods;
+/* Freeing cannot meet a blocked call: that call holds a reference. */
+%noexception retls_conn::~retls_conn;
 
 /* DNS and connect(2) always block. */
 %exception w_connect {
@@ -491,6 +513,9 @@ static PyObject *retls_py_bio_read(PyObject *self, PyObject *const *args,
   PyObject *bytes;
   int status;
   if (conn == NULL)
+    return NULL;
+  /* Busy: refused, as every Conn method is (the GIL section). */
+  if (retls_py_nbusy != 0 && retls_py_guard_conn(&conn) != 0)
     return NULL;
   if (nargs > 1) {
     PyErr_Format(PyExc_TypeError,

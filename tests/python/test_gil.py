@@ -138,3 +138,90 @@ def test_other_threads_cannot_pull_the_connection_away():
         print(len(refused), all(refused), result[0], p.client.fileno())
     """)
     assert out == ["5", "True", "EOFError", "-1"]
+
+
+def test_every_other_call_is_refused_while_a_thread_is_blocked():
+    # Not only close() and I/O: reading a connection's state (pending_write,
+    # want, stats, fileno, version, ...) while another thread is inside a
+    # call that changes it is a data race (ThreadSanitizer runs this file).
+    # Every method of the C type, and every getter of retls.Connection,
+    # refuses with the same ArgumentError until the blocked thread is
+    # woken; then they all answer again.
+    out = run_child("""
+        result = []
+        def reader():
+            try:
+                result.append(p.client.read(100))    # the peer sends nothing
+            except retls.Error as e:
+                result.append(type(e).__name__)
+        c = p.client
+        getters = {
+            "pending_write": lambda: c.pending_write,
+            "want": lambda: c.want,
+            "pending_read": lambda: c.pending_read,
+            "stats": lambda: c.stats,
+            "fileno": c.fileno,
+            "version": lambda: c.version,
+            "cipher": lambda: c.cipher,
+            "alpn_protocol": lambda: c.alpn_protocol,
+            "peer_certificate": lambda: c.peer_certificate,
+            "established": lambda: c.established,
+            "session": lambda: c.session,
+            "session_reused": lambda: c.session_reused,
+            "early_data_status": lambda: c.early_data_status,
+            "early_data_rejected_bytes": lambda: c.early_data_rejected_bytes,
+            "bio_pending": lambda: c.bio_pending,
+        }
+        # Every public method of the C type (what a getter calls), with
+        # arguments of the right types: a method added later is covered.
+        args = {"write": (b"x",), "write_early": (b"x",), "read": (1,),
+                "read_early": (1,), "close": (0,), "key_update": (0,),
+                "set_server_name": ("localhost",), "bio_write": (b"x",),
+                "bio_read": (1,), "set_session": (None,)}
+        raw = {name: (lambda f=getattr(c._c, name), a=args.get(name, ()):
+                      f(*a))
+               for name in vars(type(c._c))
+               if not name.startswith("_") and name not in ("this", "thisown")}
+        before = {name: g() for name, g in getters.items()}
+        t = threading.Thread(target=reader)
+        t.start()
+        wait_until_blocked(c)
+        refused, answered = [], []
+        try:
+            for name, op in list(getters.items()) + list(raw.items()):
+                try:
+                    op()
+                    answered.append(name)
+                except retls.ArgumentError as e:
+                    if "another thread is inside a blocking call" in str(e) \\
+                            and "sock.shutdown" in str(e):
+                        refused.append(name)
+                    else:
+                        answered.append(name + ": " + str(e))
+                except Exception as e:
+                    answered.append(name + ": " + repr(e))
+            blocked_repr = repr(c)
+        finally:
+            p.a.shutdown(socket.SHUT_RDWR)   # wake the reader
+            t.join(30)
+        # Woken by EOF, the connection has failed: the facts still answer,
+        # session (I/O state) says Closed, as on any failed connection.
+        after = {}
+        for name, g in getters.items():
+            try:
+                after[name] = g()
+            except retls.Error as e:
+                after[name] = type(e).__name__
+        print(len(raw) > 30, len(refused) == len(getters) + len(raw),
+              "answered:" + ",".join(answered), result[0],
+              "another thread" in blocked_repr,
+              [n for n, v in after.items() if isinstance(v, str)
+               and v.endswith("Error") or v == "Closed"],
+              after["fileno"] == before["fileno"] >= 0,
+              before["version"] == "TLSv1.3",
+              after["peer_certificate"] == before["peer_certificate"],
+              after["pending_write"] == 0,
+              after["stats"] == before["stats"])
+    """)
+    assert out == ["True", "True", "answered:", "EOFError", "True",
+                   "['session']", "True", "True", "True", "True", "True"]

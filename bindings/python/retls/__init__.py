@@ -604,8 +604,11 @@ class Connection:
         return self._c.fileno()
 
     def __repr__(self):
-        return (f"<retls.Connection {self._c.version() or 'no session'} "
-                f"fd={self._c.fileno()}>")
+        try:
+            return (f"<retls.Connection {self._c.version() or 'no session'} "
+                    f"fd={self._c.fileno()}>")
+        except ArgumentError:   # refused: another thread is blocked in it
+            return "<retls.Connection (in a call in another thread)>"
 
 
 def _capacity(capacity):
