@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -418,12 +419,139 @@ int retls_conn_bio_write_eof(retls_conn *conn) {
 
 /* ---- in-process pair --------------------------------------------------- */
 
+/*
+ * Each end of a pair talks to its half of an OpenSSL BIO pair through a
+ * thin filter of ours, for one reason: the ciphertext copies into and out
+ * of the pair's ring buffers go through retls__copy (internal.h) instead
+ * of the pair's own memcpy.  The server's record buffer and the client's
+ * ring buffer can land 1..31 bytes apart modulo 4 KiB, where glibc's
+ * `rep movsb` crawls: that alone made the retry benchmark (a 16 KiB pair,
+ * 64 KiB writes) 25% slower than the raw loop.  The filter copies through
+ * the pair's own non-copying interface (BIO_C_NREAD0 / BIO_C_NWRITE0 give
+ * a pointer into the ring), so the pair keeps its semantics; whenever
+ * there is nothing to copy (empty, full, closed, the other half freed) it
+ * hands the call to the pair unchanged, retry flags and errors included.
+ * BIO_ctrl is used directly because BIO_nread0() and friends queue an
+ * error on a half whose peer was freed, where BIO_read() reports its own.
+ */
+static int pair_filter_read(BIO *b, char *out, size_t outl,
+                            size_t *readbytes) {
+  BIO *next = BIO_next(b);
+  size_t got = 0;
+  int ret;
+  BIO_clear_retry_flags(b);
+  if (next == NULL)
+    return 0;
+  while (got < outl) {
+    char *p = NULL;
+    long n = BIO_ctrl(next, BIO_C_NREAD0, 0, &p);
+    if (n <= 0 || p == NULL)
+      break;
+    if ((size_t)n > outl - got)
+      n = (long)(outl - got);
+    retls__copy(out + got, p, (size_t)n);
+    BIO_ctrl(next, BIO_C_NREAD, n, &p); /* consume what was copied */
+    got += (size_t)n;
+  }
+  if (got > 0) {
+    *readbytes = got;
+    return 1;
+  }
+  ret = BIO_read(next, out, outl > INT_MAX ? INT_MAX : (int)outl);
+  if (ret > 0) {
+    *readbytes = (size_t)ret;
+    return 1;
+  }
+  BIO_copy_next_retry(b);
+  return ret;
+}
+
+static int pair_filter_write(BIO *b, const char *in, size_t inl,
+                             size_t *written) {
+  BIO *next = BIO_next(b);
+  size_t put = 0;
+  int ret;
+  BIO_clear_retry_flags(b);
+  if (next == NULL)
+    return 0;
+  while (put < inl) {
+    char *p = NULL;
+    long n = BIO_ctrl(next, BIO_C_NWRITE0, 0, &p);
+    if (n <= 0 || p == NULL)
+      break;
+    if ((size_t)n > inl - put)
+      n = (long)(inl - put);
+    retls__copy(p, in + put, (size_t)n);
+    BIO_ctrl(next, BIO_C_NWRITE, n, &p); /* publish what was copied */
+    put += (size_t)n;
+  }
+  /* A ring that filled up after some bytes went in is a short write,
+   * which OpenSSL continues by itself. */
+  if (put > 0) {
+    *written = put;
+    return 1;
+  }
+  ret = BIO_write(next, in, inl > INT_MAX ? INT_MAX : (int)inl);
+  if (ret > 0) {
+    *written = (size_t)ret;
+    return 1;
+  }
+  BIO_copy_next_retry(b);
+  return ret;
+}
+
+static long pair_filter_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  BIO *next = BIO_next(b);
+  if (next == NULL)
+    return 0;
+  return BIO_ctrl(next, cmd, num, ptr); /* pending, flush, eof, ... */
+}
+
+static int pair_filter_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+static BIO_METHOD *pair_filter_method;
+static pthread_once_t pair_filter_once = PTHREAD_ONCE_INIT;
+
+static void pair_filter_method_init(void) {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER,
+                               "retls pair copy");
+  if (m != NULL &&
+      (!BIO_meth_set_write_ex(m, pair_filter_write) ||
+       !BIO_meth_set_read_ex(m, pair_filter_read) ||
+       !BIO_meth_set_ctrl(m, pair_filter_ctrl) ||
+       !BIO_meth_set_create(m, pair_filter_create))) {
+    BIO_meth_free(m);
+    m = NULL;
+  }
+  pair_filter_method = m;
+}
+
+#if defined(__GNUC__)
+__attribute__((destructor)) static void pair_filter_method_free(void) {
+  BIO_meth_free(pair_filter_method); /* as outq_method_free above */
+  pair_filter_method = NULL;
+}
+#endif
+
+/* One end's BIO: the filter over its pair half (which it then owns). */
+static BIO *pair_filter_over(BIO *half) {
+  BIO *f;
+  if (pthread_once(&pair_filter_once, pair_filter_method_init) != 0 ||
+      pair_filter_method == NULL ||
+      (f = BIO_new(pair_filter_method)) == NULL)
+    return NULL;
+  return BIO_push(f, half);
+}
+
 int retls_pair_new(retls_conn **out_client, retls_conn **out_server,
                    retls_ctx *client_ctx, retls_ctx *server_ctx,
                    size_t capacity) {
   retls_ctx *cctx = client_ctx, *sctx = server_ctx;
   retls_conn *c = NULL, *s = NULL;
-  BIO *cb = NULL, *sb = NULL;
+  BIO *cb = NULL, *sb = NULL, *cf = NULL, *sf = NULL;
   int status;
 
   if (out_client == NULL || out_server == NULL)
@@ -463,8 +591,17 @@ int retls_pair_new(retls_conn **out_client, retls_conn **out_server,
     status = RETLS_NOMEM;
     goto done;
   }
-  SSL_set_bio(c->ssl, cb, cb);
-  SSL_set_bio(s->ssl, sb, sb);
+  if ((cf = pair_filter_over(cb)) == NULL ||
+      (sf = pair_filter_over(sb)) == NULL) {
+    if (cf == NULL)
+      BIO_free(cb);
+    BIO_free_all(cf);
+    BIO_free(sb);
+    status = RETLS_NOMEM;
+    goto done;
+  }
+  SSL_set_bio(c->ssl, cf, cf);
+  SSL_set_bio(s->ssl, sf, sf);
   c->transport = s->transport = RETLS__T_PAIR;
   *out_client = c;
   *out_server = s;

@@ -263,7 +263,7 @@ static int keep_copy(retls_conn *conn, const void *buf, size_t len,
     conn->pend_buf = p;
     conn->pend_cap = len;
   }
-  memcpy(conn->pend_buf, buf, len);
+  retls__copy(conn->pend_buf, buf, len);
   conn->pend_len = len;
   conn->pend_early = early;
   return RETLS_OK;
