@@ -78,7 +78,8 @@ struct retls_conn {
 
   /* The retry state (see write.c): a private copy of a write that stopped
    * on WANT_*, repeated until OpenSSL takes it. */
-  unsigned char *pend_buf;
+  unsigned char *pend_buf; /* the allocation (pend_cap bytes) */
+  size_t pend_off;      /* the copy starts at pend_buf + pend_off */
   size_t pend_len;
   size_t pend_cap;
 

@@ -68,10 +68,26 @@
  * hits WANT_WRITE constantly), unless it grew unusually large. */
 #define RETLS__PEND_KEEP (256 * 1024)
 
+/* The copy sits at the same offset within a 4 KiB page as the caller's
+ * buffer (the allocation has a page to spare for that).  OpenSSL copies
+ * the plaintext of each record from the buffer it is given into its
+ * record buffer, and glibc's memcpy is 30-40x slower at some distances
+ * between the two modulo 4 KiB (internal.h, retls__copy).  At the
+ * caller's page offset every copy from the retry copy has the distance
+ * the first call's had, as in a loop that retries from the caller's
+ * buffer: where malloc happened to put the copy cannot make a retry
+ * slower (and keep_copy's own memcpy runs at distance 0, the fast case). */
+#define RETLS__PAGE 4096
+
+static unsigned char *pend_data(const retls_conn *conn) {
+  return conn->pend_buf + conn->pend_off;
+}
+
 void retls__pending_clear(retls_conn *conn) {
   conn->pend_len = 0;
+  conn->pend_off = 0;
   conn->pend_early = 0;
-  if (conn->pend_cap > RETLS__PEND_KEEP) {
+  if (conn->pend_cap > RETLS__PEND_KEEP + RETLS__PAGE - 1) {
     free(conn->pend_buf);
     conn->pend_buf = NULL;
     conn->pend_cap = 0;
@@ -236,12 +252,12 @@ static int retry_pending(size_t *out, retls_conn *conn) {
   int status;
   conn->stats.retries++;
   if (conn->pend_early) {
-    status = ssl_write_early_once(out, conn, conn->pend_buf, conn->pend_len);
+    status = ssl_write_early_once(out, conn, pend_data(conn), conn->pend_len);
   } else if (early_unsettled(conn) &&
              (status = retls__early_settle(conn)) != RETLS_OK) {
     /* The handshake or the replay must go first; the copy waits. */
   } else {
-    status = ssl_write_once(out, conn, conn->pend_buf, conn->pend_len);
+    status = ssl_write_once(out, conn, pend_data(conn), conn->pend_len);
   }
   if (!is_retryable(status))
     retls__pending_clear(conn); /* done, or failed for good */
@@ -251,19 +267,24 @@ static int retry_pending(size_t *out, retls_conn *conn) {
 /* Keep the caller's bytes after a WANT: the core of the contract. */
 static int keep_copy(retls_conn *conn, const void *buf, size_t len,
                      int early) {
-  if (conn->pend_cap < len) {
-    unsigned char *p = realloc(conn->pend_buf, len);
-    if (p == NULL) {
+  size_t need = len + RETLS__PAGE - 1;
+  if (need < len || conn->pend_cap < need) {
+    /* Nothing is pending, so the old bytes need not move: free and
+     * allocate instead of realloc. */
+    free(conn->pend_buf);
+    conn->pend_buf = need < len ? NULL : malloc(need);
+    conn->pend_cap = conn->pend_buf != NULL ? need : 0;
+    if (conn->pend_buf == NULL) {
       /* Without a copy we cannot keep the promise; the connection
        * cannot be repeated safely either, so it fails. */
       conn->state = RETLS__FAILED;
       return retls__conn_fail(conn, RETLS_NOMEM,
                               "write: cannot copy %zu pending bytes", len);
     }
-    conn->pend_buf = p;
-    conn->pend_cap = len;
   }
-  retls__copy(conn->pend_buf, buf, len);
+  conn->pend_off =
+      ((uintptr_t)buf - (uintptr_t)conn->pend_buf) & (RETLS__PAGE - 1);
+  retls__copy(pend_data(conn), buf, len);
   conn->pend_len = len;
   conn->pend_early = early;
   return RETLS_OK;
@@ -305,7 +326,7 @@ int retls_conn_write(size_t *out, retls_conn *conn, const void *buf,
                             "write: NULL buffer with length %zu", len);
 
   if (conn->pend_len > 0) {
-    if (len == conn->pend_len && memcmp(buf, conn->pend_buf, len) == 0)
+    if (len == conn->pend_len && memcmp(buf, pend_data(conn), len) == 0)
       return write_returns(conn, retry_pending(out, conn));
     return mismatch(conn, len);
   }
@@ -360,7 +381,7 @@ int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
                             "write_early: NULL buffer with length %zu", len);
   if (conn->pend_len > 0) {
     if (conn->pend_early && len == conn->pend_len &&
-        memcmp(buf, conn->pend_buf, len) == 0)
+        memcmp(buf, pend_data(conn), len) == 0)
       return write_returns(conn, retry_pending(out, conn));
     return mismatch(conn, len);
   }
