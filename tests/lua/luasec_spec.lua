@@ -453,27 +453,38 @@ describe("the other direction's want", function()
   -- client's first receive() runs the handshake, which writes the
   -- ClientHello.  Here the client's socket send buffer is already full of
   -- plain bytes the server has not read yet (a STARTTLS-like preamble), so
-  -- that write cannot go out: certain, as the server reads nothing until
-  -- the want was seen and a full buffer with a closed window stays full.
+  -- that write cannot go out.  A Unix stream socket makes that certain:
+  -- its send buffer is freed only by the peer reading (TCP's window may
+  -- reopen by itself as the receiver compacts its queue), and the server
+  -- reads nothing until the want was seen.
   it("receive() returns nil, \"wantwrite\", partial when its handshake cannot write; after writable it completes", function()
-    local a, b = F.tcp_pair(16384)
-    local chunk, sent = ("P"):rep(65536), 0
-    -- fill until the kernel takes nothing, and still nothing after a pause
-    -- (in-flight ACKs may free some room once)
-    local quiet = 0
-    while quiet < 2 do
-      local n, err, last = a:send(chunk)
-      n = n or last
-      assert(n or err == "timeout", err)
-      sent = sent + n
-      if n == 0 then
-        quiet = quiet + 1
-        socket.sleep(0.05)
-      else
-        quiet = 0
+    local unix = require "socket.unix"
+    local path = pki.dir .. "/want.sock"
+    os.remove(path)
+    local listener = unix.stream()
+    assert(listener:bind(path))
+    assert(listener:listen(1))
+    local a = unix.stream()
+    assert(a:connect(path))
+    listener:settimeout(5)
+    local b = assert(listener:accept())
+    listener:close()
+    os.remove(path)
+    a:settimeout(0)
+    -- fill: big chunks, then single bytes (each one is charged a whole
+    -- buffer) until the kernel takes nothing
+    local sent = 0
+    for _, chunk in ipairs({ ("P"):rep(65536), "P" }) do
+      while true do
+        local n, err, last = a:send(chunk)
+        n = n or last
+        assert(n or err == "timeout", err)
+        sent = sent + n
+        if n < #chunk then break end
       end
     end
-    local c = assert(lssl.wrap(a, F.client_params(pki)))
+    local c = retls.wrap(retls.context{ cafile = pki.ca }, a,
+                         { server_hostname = "localhost" })
     c:settimeout(0)
     assert.are.same({ nil, "wantwrite", "" }, { c:receive(5) })
     assert.are.equal("write", c:want())
@@ -494,6 +505,6 @@ describe("the other direction's want", function()
     assert.is_true(got == msg, "the bytes differ")
     assert.are.equal("end", line)
     assert.is_true(c:stats().want_write == 0) -- a read's want is not a write's
-    c:close() s:close()
+    c:close() s:close() a:close()
   end)
 end)
