@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -420,130 +419,181 @@ int retls_conn_bio_write_eof(retls_conn *conn) {
 /* ---- in-process pair --------------------------------------------------- */
 
 /*
- * Each end of a pair talks to its half of an OpenSSL BIO pair through a
- * thin filter of ours, for one reason: the ciphertext copies into and out
- * of the pair's ring buffers go through retls__copy (internal.h) instead
- * of the pair's own memcpy.  The server's record buffer and the client's
- * ring buffer can land 1..31 bytes apart modulo 4 KiB, where glibc's
- * `rep movsb` crawls: that alone made the retry benchmark (a 16 KiB pair,
- * 64 KiB writes) 25% slower than the raw loop.  The filter copies through
- * the pair's own non-copying interface (BIO_C_NREAD0 / BIO_C_NWRITE0 give
- * a pointer into the ring), so the pair keeps its semantics; whenever
- * there is nothing to copy (empty, full, closed, the other half freed) it
- * hands the call to the pair unchanged, retry flags and errors included.
- * BIO_ctrl is used directly because BIO_nread0() and friends queue an
- * error on a half whose peer was freed, where BIO_read() reports its own.
+ * The two ends of a pair are two BIOs of our own over one shared struct:
+ * each end writes into its own ring buffer of `capacity` bytes and reads
+ * from the other end's, like OpenSSL's BIO pair (BIO_s_bio), whose
+ * behaviour it keeps: a full ring asks the writer to retry, an empty one
+ * the reader, and once one end is freed the other is uninitialised, so
+ * OpenSSL reports BIO_R_UNINITIALIZED and an unexpected EOF on it
+ * (errors.c turns that into RETLS_EOF).
+ *
+ * Why not BIO_s_bio: its copies are plain memcpy, and the rings and
+ * OpenSSL's record buffers can land 1..31 bytes apart modulo 4 KiB, where
+ * glibc's `rep movsb` crawls (internal.h, retls__copy).  In the retry
+ * benchmark (a 16 KiB pair, 64 KiB writes) that alone made retls ~25%
+ * slower than the raw loop.  These rings copy with retls__copy.  (A filter
+ * over BIO_s_bio, copying through its non-copying interface, did the same
+ * but cost ~10,000 instructions per 64 KiB write: OpenSSL makes ~60 ctrl
+ * calls per write, each forwarded.)
  */
-static int pair_filter_read(BIO *b, char *out, size_t outl,
-                            size_t *readbytes) {
-  BIO *next = BIO_next(b);
-  size_t got = 0;
-  int ret;
+struct retls__ring {
+  unsigned char *buf;
+  size_t size, off, len; /* len bytes waiting from buf + off, wrapping */
+};
+
+struct retls__pair;
+
+struct retls__pair_end { /* the BIO data of end i */
+  struct retls__pair *pair;
+  int i;
+};
+
+struct retls__pair {
+  struct retls__ring ring[2]; /* ring[i]: what end i wrote */
+  BIO *bio[2];                /* NULL once that end is freed */
+  struct retls__pair_end end[2];
+};
+
+static int pair_read(BIO *b, char *out, size_t outl, size_t *readbytes) {
+  struct retls__pair_end *e = BIO_get_data(b);
+  struct retls__ring *r = &e->pair->ring[!e->i];
+  size_t n, chunk;
   BIO_clear_retry_flags(b);
-  if (next == NULL)
+  if (outl == 0)
     return 0;
-  while (got < outl) {
-    char *p = NULL;
-    long n = BIO_ctrl(next, BIO_C_NREAD0, 0, &p);
-    if (n <= 0 || p == NULL)
-      break;
-    if ((size_t)n > outl - got)
-      n = (long)(outl - got);
-    retls__copy(out + got, p, (size_t)n);
-    BIO_ctrl(next, BIO_C_NREAD, n, &p); /* consume what was copied */
-    got += (size_t)n;
+  if (r->len == 0) {
+    BIO_set_retry_read(b); /* the other end has not written yet */
+    return -1;
   }
-  if (got > 0) {
-    *readbytes = got;
-    return 1;
-  }
-  ret = BIO_read(next, out, outl > INT_MAX ? INT_MAX : (int)outl);
-  if (ret > 0) {
-    *readbytes = (size_t)ret;
-    return 1;
-  }
-  BIO_copy_next_retry(b);
-  return ret;
-}
-
-static int pair_filter_write(BIO *b, const char *in, size_t inl,
-                             size_t *written) {
-  BIO *next = BIO_next(b);
-  size_t put = 0;
-  int ret;
-  BIO_clear_retry_flags(b);
-  if (next == NULL)
-    return 0;
-  while (put < inl) {
-    char *p = NULL;
-    long n = BIO_ctrl(next, BIO_C_NWRITE0, 0, &p);
-    if (n <= 0 || p == NULL)
-      break;
-    if ((size_t)n > inl - put)
-      n = (long)(inl - put);
-    retls__copy(p, in + put, (size_t)n);
-    BIO_ctrl(next, BIO_C_NWRITE, n, &p); /* publish what was copied */
-    put += (size_t)n;
-  }
-  /* A ring that filled up after some bytes went in is a short write,
-   * which OpenSSL continues by itself. */
-  if (put > 0) {
-    *written = put;
-    return 1;
-  }
-  ret = BIO_write(next, in, inl > INT_MAX ? INT_MAX : (int)inl);
-  if (ret > 0) {
-    *written = (size_t)ret;
-    return 1;
-  }
-  BIO_copy_next_retry(b);
-  return ret;
-}
-
-static long pair_filter_ctrl(BIO *b, int cmd, long num, void *ptr) {
-  BIO *next = BIO_next(b);
-  if (next == NULL)
-    return 0;
-  return BIO_ctrl(next, cmd, num, ptr); /* pending, flush, eof, ... */
-}
-
-static int pair_filter_create(BIO *b) {
-  BIO_set_init(b, 1);
+  n = outl < r->len ? outl : r->len;
+  chunk = r->size - r->off < n ? r->size - r->off : n;
+  retls__copy(out, r->buf + r->off, chunk);
+  if (chunk < n) /* the rest from the start of the ring */
+    retls__copy(out + chunk, r->buf, n - chunk);
+  r->len -= n;
+  r->off = r->len == 0 ? 0 : (r->off + n) % r->size;
+  *readbytes = n;
   return 1;
 }
 
-static BIO_METHOD *pair_filter_method;
-static pthread_once_t pair_filter_once = PTHREAD_ONCE_INIT;
+static int pair_write(BIO *b, const char *in, size_t inl, size_t *written) {
+  struct retls__pair_end *e = BIO_get_data(b);
+  struct retls__ring *r = &e->pair->ring[e->i];
+  size_t n, at, chunk;
+  BIO_clear_retry_flags(b);
+  if (inl == 0)
+    return 0;
+  if (r->len == r->size) {
+    BIO_set_retry_write(b); /* full until the other end reads */
+    return -1;
+  }
+  n = inl < r->size - r->len ? inl : r->size - r->len;
+  at = (r->off + r->len) % r->size;
+  chunk = r->size - at < n ? r->size - at : n;
+  retls__copy(r->buf + at, in, chunk);
+  if (chunk < n)
+    retls__copy(r->buf, in + chunk, n - chunk);
+  r->len += n;
+  *written = n;
+  return 1;
+}
 
-static void pair_filter_method_init(void) {
-  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_FILTER,
-                               "retls pair copy");
+static long pair_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  struct retls__pair_end *e = BIO_get_data(b);
+  (void)num;
+  (void)ptr;
+  if (e == NULL)
+    return 0;
+  switch (cmd) {
+  case BIO_CTRL_PENDING: /* readable here */
+    return e->pair->bio[!e->i] != NULL ? (long)e->pair->ring[!e->i].len : 0;
+  case BIO_CTRL_WPENDING: /* written here, not yet read */
+    return (long)e->pair->ring[e->i].len;
+  case BIO_CTRL_EOF:
+    return e->pair->bio[!e->i] == NULL;
+  case BIO_CTRL_FLUSH:
+    return 1;
+  default:
+    return 0;
+  }
+}
+
+static int pair_destroy(BIO *b) {
+  struct retls__pair_end *e = BIO_get_data(b);
+  struct retls__pair *p;
+  if (e == NULL)
+    return 1;
+  p = e->pair;
+  p->bio[e->i] = NULL;
+  BIO_set_data(b, NULL);
+  BIO_set_init(b, 0);
+  if (p->bio[!e->i] != NULL) {
+    BIO_set_init(p->bio[!e->i], 0); /* as BIO_s_bio: the other end is cut */
+  } else {
+    free(p->ring[0].buf);
+    free(p->ring[1].buf);
+    free(p);
+  }
+  return 1;
+}
+
+static BIO_METHOD *pair_method;
+static pthread_once_t pair_once = PTHREAD_ONCE_INIT;
+
+static void pair_method_init(void) {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                               "retls pair");
   if (m != NULL &&
-      (!BIO_meth_set_write_ex(m, pair_filter_write) ||
-       !BIO_meth_set_read_ex(m, pair_filter_read) ||
-       !BIO_meth_set_ctrl(m, pair_filter_ctrl) ||
-       !BIO_meth_set_create(m, pair_filter_create))) {
+      (!BIO_meth_set_write_ex(m, pair_write) ||
+       !BIO_meth_set_read_ex(m, pair_read) ||
+       !BIO_meth_set_ctrl(m, pair_ctrl) ||
+       !BIO_meth_set_destroy(m, pair_destroy))) {
     BIO_meth_free(m);
     m = NULL;
   }
-  pair_filter_method = m;
+  pair_method = m;
 }
 
 #if defined(__GNUC__)
-__attribute__((destructor)) static void pair_filter_method_free(void) {
-  BIO_meth_free(pair_filter_method); /* as outq_method_free above */
-  pair_filter_method = NULL;
+__attribute__((destructor)) static void pair_method_free(void) {
+  BIO_meth_free(pair_method); /* as outq_method_free above */
+  pair_method = NULL;
 }
 #endif
 
-/* One end's BIO: the filter over its pair half (which it then owns). */
-static BIO *pair_filter_over(BIO *half) {
-  BIO *f;
-  if (pthread_once(&pair_filter_once, pair_filter_method_init) != 0 ||
-      pair_filter_method == NULL ||
-      (f = BIO_new(pair_filter_method)) == NULL)
-    return NULL;
-  return BIO_push(f, half);
+/* Two connected ends with rings of capacity bytes each; 0 on failure. */
+static int pair_bios(BIO **out0, BIO **out1, size_t capacity) {
+  struct retls__pair *p;
+  int i;
+  *out0 = *out1 = NULL;
+  if (pthread_once(&pair_once, pair_method_init) != 0 || pair_method == NULL)
+    return 0;
+  if ((p = calloc(1, sizeof(*p))) == NULL)
+    return 0;
+  for (i = 0; i < 2; i++) {
+    p->ring[i].size = capacity;
+    if ((p->ring[i].buf = malloc(capacity)) == NULL ||
+        (p->bio[i] = BIO_new(pair_method)) == NULL)
+      break;
+    p->end[i].pair = p;
+    p->end[i].i = i;
+    BIO_set_data(p->bio[i], &p->end[i]);
+    BIO_set_init(p->bio[i], 1);
+  }
+  if (i < 2) {
+    BIO *e0 = p->bio[0], *e1 = p->bio[1];
+    if (e0 == NULL && e1 == NULL) {
+      free(p->ring[0].buf);
+      free(p->ring[1].buf);
+      free(p);
+    }
+    BIO_free(e0); /* the last one frees p */
+    BIO_free(e1);
+    return 0;
+  }
+  *out0 = p->bio[0];
+  *out1 = p->bio[1];
+  return 1;
 }
 
 int retls_pair_new(retls_conn **out_client, retls_conn **out_server,
@@ -551,7 +601,7 @@ int retls_pair_new(retls_conn **out_client, retls_conn **out_server,
                    size_t capacity) {
   retls_ctx *cctx = client_ctx, *sctx = server_ctx;
   retls_conn *c = NULL, *s = NULL;
-  BIO *cb = NULL, *sb = NULL, *cf = NULL, *sf = NULL;
+  BIO *cb = NULL, *sb = NULL;
   int status;
 
   if (out_client == NULL || out_server == NULL)
@@ -587,21 +637,12 @@ int retls_pair_new(retls_conn **out_client, retls_conn **out_server,
           RETLS_OK ||
       (status = retls__conn_alloc(&s, sctx, NULL)) != RETLS_OK)
     goto done;
-  if (!BIO_new_bio_pair(&cb, capacity, &sb, capacity)) {
+  if (!pair_bios(&cb, &sb, capacity)) {
     status = RETLS_NOMEM;
     goto done;
   }
-  if ((cf = pair_filter_over(cb)) == NULL ||
-      (sf = pair_filter_over(sb)) == NULL) {
-    if (cf == NULL)
-      BIO_free(cb);
-    BIO_free_all(cf);
-    BIO_free(sb);
-    status = RETLS_NOMEM;
-    goto done;
-  }
-  SSL_set_bio(c->ssl, cf, cf);
-  SSL_set_bio(s->ssl, sf, sf);
+  SSL_set_bio(c->ssl, cb, cb);
+  SSL_set_bio(s->ssl, sb, sb);
   c->transport = s->transport = RETLS__T_PAIR;
   *out_client = c;
   *out_server = s;
