@@ -437,6 +437,14 @@ static int retls_py_guard_none(const void *argp) {
 }
 
 /* ---- the hot path: write() and bio_read() ------------------------------ */
+/* Memory connections keep their outgoing ciphertext in bytes objects that
+ * bio_read() hands out (retls_py_outbuf below). */
+%exception w_conn_new_memory {
+  $action
+  if (result.status == RETLS_OK && arg4 == 0)
+    retls_conn_set_outbuf(*arg1, &retls_py_outbuf);
+}
+
 /* Hand-written methods of Conn instead of SWIG's wrappers: the method
  * descriptor has already checked that self is a Conn, so the pointer is
  * read directly (no SWIG_ConvertPtr), the result is built once (no
@@ -459,6 +467,52 @@ static retls_conn *retls_py_self(PyObject *self) {
 static PyObject *retls_py_fail(retls_conn *conn, int status) {
   retls_py_raise(status, retls_conn_last_error(conn));
   return NULL;
+}
+
+/* The outgoing buffer of a memory connection is a bytes object
+ * (retls_conn_set_outbuf): bio_read() returns that very object when it
+ * takes everything, so ciphertext is copied once (OpenSSL -> bytes)
+ * instead of twice (-> queue -> new bytes).  Memory connections never
+ * release the GIL, so these run with it held. */
+static void *retls_py_outbuf_alloc(unsigned char **out, size_t cap,
+                                   void *ud) {
+  PyObject *b;
+  (void)ud;
+  if (cap > (size_t)PY_SSIZE_T_MAX - 64)
+    return NULL;
+  /* Fresh: NULL contents never give a shared singleton (size >= 1). */
+  b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
+  if (b == NULL) {
+    PyErr_Clear(); /* the write fails with retls' own error */
+    return NULL;
+  }
+  *out = (unsigned char *)PyBytes_AS_STRING(b);
+  return b;
+}
+
+static void retls_py_outbuf_free(void *handle, void *ud) {
+  (void)ud;
+  Py_DECREF((PyObject *)handle);
+}
+
+static const retls_outbuf retls_py_outbuf = {retls_py_outbuf_alloc,
+                                             retls_py_outbuf_free, NULL};
+
+/* All waiting ciphertext as the queue's own bytes object, or NULL with no
+ * exception when the core says copy instead (retls_conn_bio_take). */
+static PyObject *retls_py_bio_take(retls_conn *conn) {
+  void *h = NULL;
+  size_t len = 0;
+  PyObject *b;
+  if (retls_conn_bio_take(&h, &len, conn) != RETLS_OK || h == NULL)
+    return NULL;
+  b = (PyObject *)h;
+  /* Nobody else has seen it (refcount 1, never hashed): shrink its
+   * length to the bytes written, within the allocation, keeping the
+   * terminating NUL bytes objects have. */
+  Py_SET_SIZE(b, (Py_ssize_t)len);
+  PyBytes_AS_STRING(b)[len] = '\0';
+  return b;
 }
 
 /* write(data) -> bytes taken; the retry contract is the core's. */
@@ -549,8 +603,11 @@ static PyObject *retls_py_bio_read(PyObject *self, PyObject *const *args,
       return retls_py_fail(conn, status);
     return PyBytes_FromStringAndSize(&one, (Py_ssize_t)got);
   }
-  if (want < 0 || (size_t)want > pending)
+  if (want < 0 || (size_t)want >= pending) {
+    if ((bytes = retls_py_bio_take(conn)) != NULL)
+      return bytes;
     want = (Py_ssize_t)pending;
+  }
   bytes = PyBytes_FromStringAndSize(NULL, want);
   if (bytes == NULL)
     return NULL;

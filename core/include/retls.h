@@ -333,6 +333,50 @@ int retls_conn_bio_read(size_t *out, retls_conn *conn, void *buf,
 /** Bytes of ciphertext waiting in the outgoing buffer (memory mode). */
 size_t retls_conn_bio_pending(const retls_conn *conn);
 
+/**
+ * Storage for the unbounded outgoing buffer of a memory-mode connection,
+ * given by a binding, so that the buffer can BE the object its drain
+ * returns (retls_conn_bio_take): the ciphertext is then copied once, from
+ * OpenSSL into that object, instead of twice.
+ *
+ * alloc: make a buffer with room for cap bytes (cap >= 1); set *out to its
+ *        first byte and return a handle for it, or NULL when out of memory
+ *        (the write that needed the room then fails, as on a failed
+ *        malloc).
+ * free:  give back a buffer the connection still owns.
+ * ud:    passed to both.
+ * Both are only called from inside calls on this connection (write, read,
+ * handshake, shutdown, bio_read, bio_take, close, free), on the thread
+ * making that call.
+ */
+typedef struct retls_outbuf {
+  void *(*alloc)(unsigned char **out, size_t cap, void *ud);
+  void (*free)(void *handle, void *ud);
+  void *ud;
+} retls_outbuf;
+
+/**
+ * Use ops (copied) for conn's outgoing buffer from now on.  RETLS_BAD_ARG
+ * unless conn is an open memory-mode connection made with capacity 0 and
+ * no ciphertext is waiting.  Without it the buffer is malloc()ed and kept
+ * between drains; with it, a drained buffer is never kept (the next write
+ * allocates one the size of the last drain).
+ */
+int retls_conn_set_outbuf(retls_conn *conn, const retls_outbuf *ops);
+
+/**
+ * Take ALL waiting ciphertext without copying it: *out = the handle of the
+ * buffer (from the retls_outbuf alloc) whose first *out_len bytes are
+ * exactly the waiting ciphertext.  The caller owns the handle from now on
+ * (the connection forgets it; it never calls free on it).  *out is NULL,
+ * *out_len 0 and the status RETLS_OK when that cannot be done without a
+ * copy: nothing waiting, no retls_conn_set_outbuf, part of the buffer
+ * already read by retls_conn_bio_read, or more than a quarter of it unused
+ * (the caller's object would keep that alive); then use
+ * retls_conn_bio_read.
+ */
+int retls_conn_bio_take(void **out, size_t *out_len, retls_conn *conn);
+
 /** Tell the connection the peer's byte stream has ended (memory mode). */
 int retls_conn_bio_write_eof(retls_conn *conn);
 

@@ -166,11 +166,66 @@ struct retls__outq {
   size_t start; /* first byte not yet taken by bio_read */
   size_t len;   /* bytes waiting */
   size_t cap;
+  /* A binding's storage (retls_conn_set_outbuf): buf is the data of
+   * handle, an object of the binding's that retls_conn_bio_take hands
+   * over whole, so the drain copies nothing.  Without it (C API, Lua),
+   * plain malloc and a buffer kept between drains. */
+  retls_outbuf ops;
+  void *handle;
+  size_t fill; /* bytes written since the queue was last empty */
+  size_t hint; /* what the last drain took: a new buffer's size */
 };
 
 /* A drained buffer up to this size is kept for the next write (a busy
  * writer reuses it); a larger one is given back at once. */
 #define RETLS__OUTQ_KEEP (1024 * 1024)
+
+/* Give the buffer back (the queue must be empty or be dropped). */
+static void outq_release(struct retls__outq *q) {
+  if (q->handle != NULL)
+    q->ops.free(q->handle, q->ops.ud);
+  else
+    free(q->buf);
+  q->buf = NULL;
+  q->handle = NULL;
+  q->cap = 0;
+  q->start = 0;
+}
+
+/* Room for need waiting bytes at buf + 0 (the waiting ones moved there).
+ * With a binding's storage the buffer is replaced rather than realloc'd
+ * (its handle is an object of the binding's), and a new buffer starts at
+ * the last drain's size: a steady writer allocates once per drain, at
+ * the right size, and the drain hands that buffer over whole. */
+static int outq_grow(struct retls__outq *q, size_t need) {
+  /* Doubling keeps a growing writer at O(1) copies per byte; no minimum,
+   * so a handshake's few hundred bytes stay few hundred. */
+  size_t cap = q->cap * 2 > need ? q->cap * 2 : need;
+  if (q->ops.alloc != NULL) {
+    unsigned char *p;
+    void *h;
+    if (q->cap == 0 && q->hint > cap)
+      cap = q->hint;
+    if ((h = q->ops.alloc(&p, cap, q->ops.ud)) == NULL)
+      return 0;
+    if (q->len > 0)
+      memcpy(p, q->buf + q->start, q->len);
+    outq_release(q);
+    q->buf = p;
+    q->handle = h;
+  } else {
+    unsigned char *p;
+    if (q->start > 0) { /* slide the waiting bytes to the front first */
+      memmove(q->buf, q->buf + q->start, q->len);
+      q->start = 0;
+    }
+    if ((p = realloc(q->buf, cap)) == NULL)
+      return 0;
+    q->buf = p;
+  }
+  q->cap = cap;
+  return 1;
+}
 
 static int outq_write(BIO *b, const char *data, size_t n, size_t *written) {
   struct retls__outq *q = BIO_get_data(b);
@@ -178,23 +233,16 @@ static int outq_write(BIO *b, const char *data, size_t n, size_t *written) {
   if (need < q->len)
     return 0;
   if (q->start + need > q->cap) {
-    if (q->start > 0) { /* slide the waiting bytes to the front first */
+    if (need <= q->cap) { /* slide the waiting bytes to the front */
       memmove(q->buf, q->buf + q->start, q->len);
       q->start = 0;
-    }
-    if (need > q->cap) {
-      /* Doubling keeps a growing writer at O(1) copies per byte; no
-       * minimum, so a handshake's few hundred bytes stay few hundred. */
-      size_t cap = q->cap * 2 > need ? q->cap * 2 : need;
-      unsigned char *p = realloc(q->buf, cap);
-      if (p == NULL)
-        return 0; /* OpenSSL reports a failed transport write */
-      q->buf = p;
-      q->cap = cap;
+    } else if (!outq_grow(q, need)) {
+      return 0; /* OpenSSL reports a failed transport write */
     }
   }
   memcpy(q->buf + q->start + q->len, data, n);
   q->len += n;
+  q->fill += n;
   *written = n;
   return 1;
 }
@@ -226,7 +274,7 @@ static int outq_create(BIO *b) {
 static int outq_destroy(BIO *b) {
   struct retls__outq *q = BIO_get_data(b);
   if (q != NULL) {
-    free(q->buf);
+    outq_release(q);
     free(q);
     BIO_set_data(b, NULL);
   }
@@ -260,6 +308,17 @@ __attribute__((destructor)) static void outq_method_free(void) {
 }
 #endif
 
+/* The queue ran empty: the next buffer starts at what this drain took.
+ * A binding's buffer is not kept (the next write allocates one of the
+ * right size, which the drain after it can hand over), nor a large one. */
+static void outq_emptied(struct retls__outq *q) {
+  q->start = 0;
+  q->hint = q->fill < RETLS__OUTQ_KEEP ? q->fill : RETLS__OUTQ_KEEP;
+  q->fill = 0;
+  if (q->handle != NULL || q->cap > RETLS__OUTQ_KEEP)
+    outq_release(q);
+}
+
 /* Take up to len waiting bytes from the queue. */
 static size_t outq_take(struct retls__outq *q, void *buf, size_t len) {
   if (len > q->len)
@@ -269,14 +328,8 @@ static size_t outq_take(struct retls__outq *q, void *buf, size_t len) {
   memcpy(buf, q->buf + q->start, len);
   q->start += len;
   q->len -= len;
-  if (q->len == 0) {
-    q->start = 0;
-    if (q->cap > RETLS__OUTQ_KEEP) {
-      free(q->buf);
-      q->buf = NULL;
-      q->cap = 0;
-    }
-  }
+  if (q->len == 0)
+    outq_emptied(q);
   return len;
 }
 
@@ -291,12 +344,8 @@ void retls__conn_release_idle(retls_conn *conn) {
   if (conn->ssl == NULL)
     return;
   SSL_free_buffers(conn->ssl);
-  if (q != NULL && q->len == 0 && q->buf != NULL) {
-    free(q->buf);
-    q->buf = NULL;
-    q->cap = 0;
-    q->start = 0;
-  }
+  if (q != NULL && q->len == 0 && q->buf != NULL)
+    outq_release(q);
 }
 
 int retls_conn_new_memory(retls_conn **out, retls_ctx *ctx,
@@ -405,6 +454,53 @@ size_t retls_conn_bio_pending(const retls_conn *conn) {
   if (conn->outq != NULL)
     return conn->outq->len;
   return BIO_ctrl_pending(conn->net_bio);
+}
+
+int retls_conn_set_outbuf(retls_conn *conn, const retls_outbuf *ops) {
+  struct retls__outq *q;
+  if (conn == NULL || ops == NULL || ops->alloc == NULL || ops->free == NULL)
+    return RETLS_BAD_ARG;
+  q = conn->outq;
+  if (q == NULL || conn->state == RETLS__CLOSED)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "set_outbuf: only for an open memory-mode "
+                            "connection with an unbounded outgoing buffer "
+                            "(capacity 0)");
+  /* The buffer in use (if any) came from the other allocator. */
+  if (q->len > 0)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "set_outbuf: %zu bytes of ciphertext are waiting; "
+                            "drain them with bio_read first",
+                            q->len);
+  outq_release(q);
+  q->ops = *ops;
+  return RETLS_OK;
+}
+
+int retls_conn_bio_take(void **out, size_t *out_len, retls_conn *conn) {
+  struct retls__outq *q;
+  int status;
+  if (out == NULL || out_len == NULL)
+    return RETLS_BAD_ARG;
+  *out = NULL;
+  *out_len = 0;
+  if ((status = check_memory(conn, "bio_take")) != RETLS_OK)
+    return status;
+  q = conn->outq;
+  /* Whole or not at all: the waiting bytes must start the buffer (no
+   * partial bio_read before), and the buffer must be mostly used, since
+   * the caller's object keeps all of it alive. */
+  if (q == NULL || q->handle == NULL || q->len == 0 || q->start != 0 ||
+      q->len < q->cap - q->cap / 4)
+    return RETLS_OK;
+  *out = q->handle;
+  *out_len = q->len;
+  q->handle = NULL;
+  q->buf = NULL;
+  q->cap = 0;
+  q->len = 0;
+  outq_emptied(q);
+  return RETLS_OK;
 }
 
 int retls_conn_bio_write_eof(retls_conn *conn) {
