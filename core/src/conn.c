@@ -75,6 +75,7 @@ int retls__conn_alloc(retls_conn **out, retls_ctx *ctx,
     return retls__ctx_fail(ctx, RETLS_NOMEM, "cannot create a connection");
   }
   conn->fd = -1;
+  conn->detail = conn->detail_none;
   /* The new-session callback finds the connection through this. */
   SSL_set_app_data(conn->ssl, conn);
   if (ctx->role == RETLS_CLIENT) {
@@ -314,6 +315,8 @@ void retls_conn_free(retls_conn *conn) {
   if (conn == NULL)
     return;
   retls_conn_close(conn, RETLS_CLOSE_DISCARD);
+  if (conn->detail != conn->detail_none)
+    free(conn->detail);
   free(conn);
 }
 

@@ -49,19 +49,52 @@ int retls__set_detail(char *detail, const char *fmt, ...) {
   return 0;
 }
 
+char *retls__conn_text(retls_conn *conn) {
+  if (conn->detail == conn->detail_none) {
+    char *t = malloc(RETLS__DETAIL_MAX);
+    if (t == NULL)
+      return NULL;
+    t[0] = '\0';
+    conn->detail = t;
+  }
+  return conn->detail;
+}
+
 int retls__conn_fail(retls_conn *conn, int status, const char *fmt, ...) {
+  char *t = retls__conn_text(conn);
   va_list ap;
+  if (t == NULL)
+    return status;
   va_start(ap, fmt);
-  vsnprintf(conn->detail, sizeof(conn->detail), fmt, ap);
+  vsnprintf(t, RETLS__DETAIL_MAX, fmt, ap);
   va_end(ap);
   return status;
+}
+
+/* retls__conn_fail for the mapping below, which goes on after it. */
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static void conn_printf(retls_conn *conn, const char *fmt, ...) {
+  char *t = retls__conn_text(conn);
+  va_list ap;
+  if (t == NULL)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(t, RETLS__DETAIL_MAX, fmt, ap);
+  va_end(ap);
 }
 
 /* Append OpenSSL's queued reasons ("error:0A000086:...") to a detail text,
  * then empty the queue so nothing leaks into the next call. */
 static void append_err_queue(char *detail, size_t size) {
   unsigned long e;
-  size_t used = strlen(detail);
+  size_t used;
+  if (detail == NULL) { /* no text buffer: still empty the queue */
+    ERR_clear_error();
+    return;
+  }
+  used = strlen(detail);
   while ((e = ERR_get_error()) != 0) {
     char buf[256];
     const char *reason = ERR_reason_error_string(e);
@@ -106,12 +139,12 @@ int retls__check_usable(retls_conn *conn) {
                             "the connection is closed; open a new one");
   if (conn->state == RETLS__FAILED) {
     /* Keep the original failure text: it is what the caller needs. */
-    if (strstr(conn->detail, "connection failed earlier") == NULL) {
+    char *t = retls__conn_text(conn);
+    if (t != NULL && strstr(t, "connection failed earlier") == NULL) {
       char old[RETLS__DETAIL_MAX - 64];
-      memcpy(old, conn->detail, sizeof(old) - 1);
+      memcpy(old, t, sizeof(old) - 1);
       old[sizeof(old) - 1] = '\0';
-      snprintf(conn->detail, sizeof(conn->detail),
-               "connection failed earlier (%s); close it", old);
+      conn_printf(conn, "connection failed earlier (%s); close it", old);
     }
     return RETLS_CLOSED;
   }
@@ -129,6 +162,7 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
   int saved_errno = errno;
   int status;
   const char *hint = NULL;
+  char *text;
 
   conn->detail[0] = '\0';
   switch (err) {
@@ -146,21 +180,20 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
   case SSL_ERROR_ZERO_RETURN:
     conn->want = RETLS_OK;
     conn->peer_closed = 1;
-    snprintf(conn->detail, sizeof(conn->detail),
-             "%s: the peer sent close_notify", op);
+    conn_printf(conn, "%s: the peer sent close_notify", op);
     return RETLS_ZERO_RETURN;
   case SSL_ERROR_SYSCALL:
     if (ERR_peek_error() == 0 && saved_errno == 0) {
       status = RETLS_EOF;
-      snprintf(conn->detail, sizeof(conn->detail),
-               "%s: the peer closed the transport without close_notify", op);
+      conn_printf(conn,
+                  "%s: the peer closed the transport without close_notify",
+                  op);
     } else if (ERR_peek_error() == 0) {
       status = RETLS_SYSCALL;
-      snprintf(conn->detail, sizeof(conn->detail), "%s: %s", op,
-               strerror(saved_errno));
+      conn_printf(conn, "%s: %s", op, strerror(saved_errno));
     } else {
       status = RETLS_SYSCALL;
-      snprintf(conn->detail, sizeof(conn->detail), "%s", op);
+      conn_printf(conn, "%s", op);
     }
     break;
   case SSL_ERROR_SSL: {
@@ -175,8 +208,9 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
         (ERR_GET_LIB(last) == ERR_LIB_SSL &&
          ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
       status = RETLS_EOF;
-      snprintf(conn->detail, sizeof(conn->detail),
-               "%s: the peer closed the transport without close_notify", op);
+      conn_printf(conn,
+                  "%s: the peer closed the transport without close_notify",
+                  op);
     } else if (conn->transport == RETLS__T_PAIR &&
                ERR_GET_LIB(e) == ERR_LIB_BIO &&
                ERR_GET_REASON(e) == BIO_R_UNINITIALIZED) {
@@ -184,21 +218,20 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
        * leaves this half "uninitialized": for the caller that is the
        * transport closing without close_notify, not a protocol error. */
       status = RETLS_EOF;
-      snprintf(conn->detail, sizeof(conn->detail),
-               "%s: the other end of the pair was closed without "
-               "close_notify",
-               op);
+      conn_printf(conn,
+                  "%s: the other end of the pair was closed without "
+                  "close_notify",
+                  op);
       ERR_clear_error();
     } else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
                ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED &&
                vr != X509_V_OK) {
       status = RETLS_VERIFY;
-      snprintf(conn->detail, sizeof(conn->detail),
-               "%s: certificate verify failed: %s", op,
-               X509_verify_cert_error_string(vr));
+      conn_printf(conn, "%s: certificate verify failed: %s", op,
+                  X509_verify_cert_error_string(vr));
     } else {
       status = RETLS_SSL;
-      snprintf(conn->detail, sizeof(conn->detail), "%s", op);
+      conn_printf(conn, "%s", op);
       /* OpenSSL's words for "these bytes are not a TLS record" do not
        * say what usually happened. */
       if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
@@ -214,14 +247,14 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
      * WANT_RETRY_VERIFY: only reachable with callbacks libretls never
      * installs. */
     status = RETLS_SSL;
-    snprintf(conn->detail, sizeof(conn->detail),
-             "%s: unexpected SSL_get_error() value %d", op, err);
+    conn_printf(conn, "%s: unexpected SSL_get_error() value %d", op, err);
     break;
   }
-  append_err_queue(conn->detail, sizeof(conn->detail));
-  if (hint != NULL) {
-    size_t used = strlen(conn->detail);
-    snprintf(conn->detail + used, sizeof(conn->detail) - used, "%s", hint);
+  text = retls__conn_text(conn);
+  append_err_queue(text, RETLS__DETAIL_MAX);
+  if (hint != NULL && text != NULL) {
+    size_t used = strlen(text);
+    snprintf(text + used, RETLS__DETAIL_MAX - used, "%s", hint);
   }
   conn->want = RETLS_OK;
   conn->state = RETLS__FAILED;
@@ -231,7 +264,7 @@ int retls__map_ssl_result(retls_conn *conn, int ret, const char *op) {
 /* A failed call that is not I/O (SSL_renegotiate, SSL_key_update): report
  * OpenSSL's reason, but the connection stays usable. */
 int retls__conn_soft_fail(retls_conn *conn, int status, const char *what) {
-  snprintf(conn->detail, sizeof(conn->detail), "%s", what);
-  append_err_queue(conn->detail, sizeof(conn->detail));
+  conn_printf(conn, "%s", what);
+  append_err_queue(retls__conn_text(conn), RETLS__DETAIL_MAX);
   return status;
 }

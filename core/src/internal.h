@@ -108,7 +108,12 @@ struct retls_conn {
   char *alpn;           /* NUL-terminated copy of the negotiated ALPN */
   unsigned char *peer_der;
   size_t peer_der_len;
-  char detail[RETLS__DETAIL_MAX];
+  /* The text of the last failure: detail_none ("") until the first
+   * message, then a RETLS__DETAIL_MAX buffer of its own (retls__conn_text).
+   * Most connections never fail, and an inline buffer was 512 of the
+   * ~19 KiB an idle connection holds (issue 9). */
+  char *detail;
+  char detail_none[1];
 };
 
 /* errors.c */
@@ -133,6 +138,10 @@ int retls__ctx_detail(retls_ctx *ctx, const char *fmt, ...)
 int retls__map_ssl_result(retls_conn *conn, int ret, const char *op);
 int retls__check_usable(retls_conn *conn);
 int retls__conn_soft_fail(retls_conn *conn, int status, const char *what);
+/* conn's own text buffer (RETLS__DETAIL_MAX bytes), made at its first
+ * message; NULL when there is no memory for it (the status still says what
+ * happened, and retls_conn_last_error gives ""). */
+char *retls__conn_text(retls_conn *conn);
 
 /* context.c */
 void retls__ctx_ref(retls_ctx *ctx);
