@@ -373,7 +373,7 @@ class Connection:
             c = _core.conn_new_fd(cctx, _fileno_of(sock), 0, server_hostname)
         if sess is not None:
             c.set_session(sess)
-        self._setup(c, ctx, sock)
+        self._setup(c, ctx, sock, memory=sock is None)
         self._memory = sock is None
 
     @classmethod
@@ -383,7 +383,7 @@ class Connection:
         self._memory = False
         return self
 
-    def _setup(self, c, ctx, sock):
+    def _setup(self, c, ctx, sock, memory=False):
         self._c = c
         self.context = ctx       # keeps the context alive
         self._sock = sock        # keeps the socket object (and its fd) alive
@@ -396,7 +396,9 @@ class Connection:
             self.write = c.write
         if cls.flush is Connection.flush:
             self.flush = c.flush
-        if cls.bio_read is Connection.bio_read:
+        # bio_read only in memory mode: elsewhere it only raises, and the
+        # bound method would cost every socket connection 72 bytes.
+        if memory and cls.bio_read is Connection.bio_read:
             self.bio_read = c.bio_read
 
     # -- the write path: straight into C ----------------------------------
