@@ -709,6 +709,110 @@ def test_peer_close_notify_is_eof(pki, run):
     run(main())
 
 
+def test_close_while_our_renegotiation_is_unanswered(pki, run):
+    """TLS 1.2, found by scripts/soak_aio.py: the server asks for a
+    renegotiation, the client sends its last bytes and close_notify before
+    reading the request.  OpenSSL cannot send the server's close_notify
+    inside the renegotiation, and the client, closing, will never answer
+    it: both ends used to wait SHUTDOWN_TIMEOUT (30 s) and fail with
+    retls.TimeoutError.  Now the server ends with a FIN at once, and both
+    close cleanly with every byte delivered."""
+    got = bytearray()
+    done = []
+
+    async def server(reader, writer):
+        got.extend(await reader.readexactly(1))
+        writer.get_extra_info("retls").renegotiate()
+        while data := await reader.read(100):
+            got.extend(data)
+        writer.close()
+        await writer.wait_closed()       # no TimeoutError
+        done.append(True)
+
+    async def main():
+        srv = await aio.start_server(server, HOST, 0,
+                                     ctx=sctx(pki, max_version="TLSv1.2"))
+        async with srv:
+            r, w = await aio.open_connection(
+                HOST, port_of(srv), ctx=cctx(pki, max_version="TLSv1.2"),
+                server_hostname="localhost")
+            w.write(b"a")
+            await w.drain()
+            # The server's HelloRequest goes out with its next read: the
+            # next bytes from us.  We close in the same turn as we write
+            # them, so our close_notify is on its way before it arrives.
+            await asyncio.sleep(0.1)
+            w.write(b"b")
+            w.close()
+            await asyncio.wait_for(w.wait_closed(), 20)
+            while not done:
+                await asyncio.sleep(0.01)   # run()'s DEADLINE bounds it
+        assert bytes(got) == b"ab"
+    run(main())
+
+
+def test_writes_stranded_by_peer_close_notify_fail_at_once(pki, run):
+    """TLS 1.2: our write waits (pending inside retls) for the answer to a
+    renegotiation we started, and the peer sends close_notify instead of
+    answering.  Those bytes can never go out: the writer learns it at once
+    (retls.Closed naming the renegotiation), not from a 30 s close
+    timeout, and nothing else was sent."""
+    import select
+    import threading
+
+    lsock = socket.create_server((HOST, 0))
+    port = lsock.getsockname()[1]
+    seen = {}
+
+    def server():
+        # The synchronous API in a thread: it sends close_notify without
+        # ever reading the client's renegotiation ClientHello.
+        s, _ = lsock.accept()
+        with s:
+            s.setblocking(True)
+            conn = retls.Connection(sctx(pki, max_version="TLSv1.2"), s)
+            conn.do_handshake()
+            seen["first"] = conn.read(100)
+            # The ClientHello of the renegotiation is waiting, unread.
+            select.select([s], [], [], 20)
+            conn.shutdown()                 # our close_notify first
+            s.shutdown(socket.SHUT_WR)
+            rest = b""
+            while True:                     # what else arrives (raw)
+                d = s.recv(65536)
+                if not d:
+                    break
+                rest += d
+            seen["raw_after"] = len(rest)
+            conn.close(discard=True)
+
+    t = threading.Thread(target=server)
+    t.start()
+
+    async def main():
+        r, w = await aio.open_connection(
+            HOST, port, ctx=cctx(pki, max_version="TLSv1.2"),
+            server_hostname="localhost")
+        conn = w.get_extra_info("retls")
+        w.write(b"first")
+        await w.drain()
+        await asyncio.sleep(0.1)            # the server has read it
+        conn.renegotiate()
+        w.write(b"stranded")                # waits for the ServerHello
+        assert conn.pending_write == len(b"stranded")
+        with pytest.raises(retls.Closed, match="renegotiation"):
+            await asyncio.wait_for(r.read(), 20)
+        assert w.transport.is_closing()
+        with pytest.raises(retls.Closed):
+            w.write(b"more")
+    try:
+        run(main())
+    finally:
+        t.join(30)
+        lsock.close()
+    assert seen["first"] == b"first"
+
+
 def test_close_flushes_and_abort_drops(pki, run):
     async def main():
         async with DigestServer(pki) as srv:

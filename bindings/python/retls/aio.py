@@ -330,7 +330,12 @@ class TLSTransport(asyncio.Transport):
         if self._state == _CLOSING:
             if closed or failure is not None:
                 self._peer_closed = True
-                self._finish_close()
+                if self._blocked:
+                    self._fatal(failure or self._stranded())
+                elif self._sent_close_notify or failure is not None:
+                    self._close_plain()
+                else:
+                    self._try_shutdown()   # ours now, or the end with a FIN
             elif self._blocked is False and not self._sent_close_notify:
                 self._try_shutdown()
             return
@@ -343,9 +348,22 @@ class TLSTransport(asyncio.Transport):
             self._fatal(failure)
         elif closed and not self._peer_closed:
             self._peer_closed = True
+            if self._blocked:
+                self._fatal(self._stranded())
+                return
             keep_open = self._protocol.eof_received()  # type: ignore
             if not keep_open and self._state == _OPEN:
                 self.close()
+
+    def _stranded(self) -> BaseException:
+        # Writes wait for the answer to a renegotiation, and the peer sent
+        # its close_notify instead: they can never go out.  Say so now
+        # rather than let close() wait SHUTDOWN_TIMEOUT for nothing.
+        return Closed(
+            f"the peer sent close_notify before answering the "
+            f"renegotiation that {self._conn.pending_write + self._queued} "
+            f"bytes accepted by write() were waiting for; they were not "
+            f"sent")
 
     # ---- writing --------------------------------------------------------
 
@@ -593,8 +611,13 @@ class TLSTransport(asyncio.Transport):
             except WantRead:
                 break
             except ArgumentError:
-                # A renegotiation is still running: shutdown() is retried
-                # from the read path when it has finished.
+                # A renegotiation is still running: OpenSSL cannot send
+                # close_notify inside it, so shutdown() is retried from the
+                # read path when it has finished.  A peer that has sent
+                # its own close_notify will never answer it: end the
+                # stream with a FIN instead (what it waits for either way).
+                if self._peer_closed:
+                    self._close_plain()
                 return
             except Error as exc:
                 self._exc = self._exc or exc
@@ -614,8 +637,12 @@ class TLSTransport(asyncio.Transport):
 
     def _finish_close(self) -> None:
         if self._sent_close_notify or self._state != _CLOSING:
-            if self._plain is not None and not self._plain.is_closing():
-                self._plain.close()
+            self._close_plain()
+
+    def _close_plain(self) -> None:
+        # The socket transport flushes what it holds, then closes.
+        if self._plain is not None and not self._plain.is_closing():
+            self._plain.close()
 
     def _on_shutdown_timeout(self) -> None:
         self._timer = None
