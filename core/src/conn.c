@@ -246,6 +246,19 @@ int retls_conn_shutdown(retls_conn *conn) {
                             "shutdown: a renegotiation is pending; finish "
                             "it first (handshake(), or keep reading and "
                             "writing until it completes)");
+  /* A KeyUpdate asked for with key_update() goes out with the next write
+   * or handshake; until then OpenSSL counts the connection as "in init"
+   * and refuses close_notify ("shutdown while in init").  Send it now:
+   * the peer gets the update, then our close_notify. */
+  if (SSL_get_key_update_type(conn->ssl) != SSL_KEY_UPDATE_NONE) {
+    IO_BEGIN();
+    ret = SSL_do_handshake(conn->ssl);
+    if (ret != 1) {
+      status = retls__map_ssl_result(conn, ret, "shutdown (sending the "
+                                                "KeyUpdate first)");
+      return retls__conn_status_from_want(conn, status);
+    }
+  }
   conn->shutdown_called = 1;
   IO_BEGIN();
   ret = SSL_shutdown(conn->ssl);

@@ -751,6 +751,44 @@ def test_close_while_our_renegotiation_is_unanswered(pki, run):
     run(main())
 
 
+@pytest.mark.parametrize("rekey", ["renegotiate", "key_update"])
+def test_close_right_after_asking_for_a_rekey(pki, run, rekey):
+    """Found by scripts/soak_aio.py: renegotiate() (TLS 1.2) or
+    key_update() (TLS 1.3) and then close() with no write in between.
+    The rekey only starts with the next read, write or handshake: close()
+    used to wait 30 s (renegotiation: shutdown refused while pending) or
+    fail with SSLError "shutdown while in init" (KeyUpdate).  Now close()
+    sends it, then close_notify; every byte arrives."""
+    version = "TLSv1.2" if rekey == "renegotiate" else "TLSv1.3"
+    got = bytearray()
+    done = []
+
+    async def server(reader, writer):
+        while data := await reader.read(1 << 16):
+            got.extend(data)
+        writer.close()
+        await writer.wait_closed()
+        done.append(True)
+
+    async def main():
+        srv = await aio.start_server(server, HOST, 0, ctx=sctx(pki))
+        async with srv:
+            r, w = await aio.open_connection(
+                HOST, port_of(srv),
+                ctx=cctx(pki, min_version=version, max_version=version),
+                server_hostname="localhost")
+            conn = w.get_extra_info("retls")
+            w.write(b"before")
+            await w.drain()
+            getattr(conn, rekey)()
+            w.close()
+            await asyncio.wait_for(w.wait_closed(), 20)
+            while not done:
+                await asyncio.sleep(0.01)   # run()'s DEADLINE bounds it
+        assert bytes(got) == b"before"
+    run(main())
+
+
 def test_writes_stranded_by_peer_close_notify_fail_at_once(pki, run):
     """TLS 1.2: our write waits (pending inside retls) for the answer to a
     renegotiation we started, and the peer sends close_notify instead of

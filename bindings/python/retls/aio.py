@@ -618,6 +618,8 @@ class TLSTransport(asyncio.Transport):
                 # stream with a FIN instead (what it waits for either way).
                 if self._peer_closed:
                     self._close_plain()
+                else:
+                    self._drive_renegotiation()
                 return
             except Error as exc:
                 self._exc = self._exc or exc
@@ -634,6 +636,26 @@ class TLSTransport(asyncio.Transport):
             # last bytes still in flight.
             self._plain.write_eof()
             self._plain_eof = True
+
+    def _drive_renegotiation(self) -> None:
+        # One asked for (renegotiate()) starts only with the next read,
+        # write or handshake, and a closing connection may never write
+        # again: start it here.  It needs the peer's answer either way,
+        # so the read path takes it from there and shuts down after it.
+        try:
+            while True:
+                try:
+                    self._c.handshake()
+                    break
+                except WantWrite:
+                    self._push()
+        except WantRead:
+            pass
+        except Error as exc:
+            self._exc = self._exc or exc
+            self._abort_plain()
+            return
+        self._push()
 
     def _finish_close(self) -> None:
         if self._sent_close_notify or self._state != _CLOSING:
