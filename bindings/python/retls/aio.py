@@ -634,7 +634,12 @@ class TLSTransport(asyncio.Transport):
             # Lingering close: the peer sees the end, and we read until its
             # close_notify, so closing never resets a connection with our
             # last bytes still in flight.
-            self._plain.write_eof()
+            try:
+                self._plain.write_eof()
+            except OSError:
+                # The peer is gone already (shutdown(2) says ENOTCONN):
+                # close() must not raise; connection_lost follows.
+                self._abort_plain()
             self._plain_eof = True
 
     def _drive_renegotiation(self) -> None:
