@@ -894,14 +894,18 @@ static int retls_lua_raise(lua_State *L) {
 /* The retls_conn of self (argument 1), or NULL: nothing is left on the
  * stack either way. */
 static retls_conn *retls_lua_self(lua_State *L) {
-  swig_lua_userdata *usr;
+  swig_lua_userdata *usr = NULL;
   if (lua_type(L, 1) != LUA_TTABLE)
     return NULL;
+  /* (5.3+: lua_rawgeti gives the type, one API call fewer per method) */
+#if LUA_VERSION_NUM >= 503
+  if (lua_rawgeti(L, 1, 1) == LUA_TUSERDATA &&
+#else
   lua_rawgeti(L, 1, 1);
-  usr = lua_type(L, -1) == LUA_TUSERDATA &&
-                lua_rawlen(L, -1) == sizeof(swig_lua_userdata)
-            ? (swig_lua_userdata *)lua_touserdata(L, -1)
-            : NULL;
+  if (lua_type(L, -1) == LUA_TUSERDATA &&
+#endif
+      lua_rawlen(L, -1) == sizeof(swig_lua_userdata))
+    usr = (swig_lua_userdata *)lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (usr == NULL || usr->type != SWIGTYPE_p_retls_conn)
     return NULL;
@@ -1121,13 +1125,18 @@ static char *retls_lua_scratch_get(lua_State *L, size_t n) {
   return sc->p;
 }
 
-static int retls_lua_bio_read(lua_State *L) {
-  retls_conn *conn = retls_lua_check_self(L, "bio_read");
+/* The drain through a buffer of ours: up to 24 KiB straight into a stack
+ * buffer, more through the scratch buffer.  A function of its own, so the
+ * Lua 5.4 path below, which needs no buffer, runs in a small stack frame
+ * (24 KiB of frame push its callees' frames out of the L1 cache). */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int retls_lua_bio_read_copy(lua_State *L, retls_conn *conn,
+                                   size_t want) {
   char stackbuf[RETLS_LUA_DRAIN_STACK], *buf;
-  size_t want = (size_t)-1, got, more, pending;
+  size_t got, more, pending;
   int status;
-  if (!lua_isnoneornil(L, 2))
-    want = retls_lua_size(L, 2, "bio_read");
   /* With nothing waiting this still asks the core, so a connection that
    * is not in memory mode gets its error naming the problem. */
   status = retls_conn_bio_read(&got, conn, stackbuf,
@@ -1152,6 +1161,43 @@ static int retls_lua_bio_read(lua_State *L) {
     return retls_lua_fail(L, conn, status);
   lua_pushlstring(L, buf, got + more);
   return 1;
+}
+
+static int retls_lua_bio_read(lua_State *L) {
+  retls_conn *conn = retls_lua_check_self(L, "bio_read");
+  size_t want = (size_t)-1;
+  if (!lua_isnoneornil(L, 2))
+    want = retls_lua_size(L, 2, "bio_read");
+#if LUA_VERSION_NUM >= 504
+  /* Lua 5.4's lua_pushlstring copies the bytes into the new string before
+   * the collector may run (and with it a finalizer that could write to
+   * this connection), so the string is made straight from the outgoing
+   * queue, with no copy into a buffer of ours first: the drain's one
+   * copy.  The bytes are taken only once the string exists (a memory
+   * error leaves them waiting).  Lua 5.1-5.3 and LuaJIT step the
+   * collector first, so there they are copied out before the string is
+   * made.  A bounded queue whose ring wraps goes the copying way too. */
+  {
+    const unsigned char *p;
+    size_t n;
+    uint64_t mark;
+    int status = retls_conn_bio_peek(&p, &n, &mark, conn);
+    /* (a failed peek goes the copying way, for bio_read's own error) */
+    if (status == RETLS_OK &&
+        (n == 0 || n == retls_conn_bio_pending(conn))) { /* all contiguous */
+      if (n > want)
+        n = want;
+      lua_pushlstring(L, n > 0 ? (const char *)p : "", n);
+      /* (refused if a finalizer run by the collector after the copy
+       * drained this connection: those bytes went there, so this string
+       * is dropped and the caller gets an error instead of duplicates) */
+      if ((status = retls_conn_bio_consume(conn, mark, n)) != RETLS_OK)
+        return retls_lua_fail(L, conn, status);
+      return 1;
+    }
+  }
+#endif
+  return retls_lua_bio_read_copy(L, conn, want);
 }
 
 static int retls_lua_bio_pending(lua_State *L) {

@@ -330,6 +330,35 @@ int retls_conn_bio_write(size_t *out, retls_conn *conn, const void *buf,
 int retls_conn_bio_read(size_t *out, retls_conn *conn, void *buf,
                         size_t len);
 
+/**
+ * Memory mode, without a copy: *out points at the first byte of
+ * ciphertext waiting for the peer and *out_len says how many follow it
+ * contiguously (*out NULL and *out_len 0 when none).  Unbounded mode
+ * (capacity 0) gives everything waiting; bounded mode gives the run up to
+ * where its ring buffer wraps, which may be less than
+ * retls_conn_bio_pending().  Nothing is taken: retls_conn_bio_consume()
+ * does that once the caller has used the bytes (a binding copies them
+ * straight into its language's string, saving the copy through a buffer
+ * of its own).  The bytes belong to the connection and stay valid until
+ * the next call on it; do not write to them.
+ * @param[out] out       first waiting byte, or NULL
+ * @param[out] out_len   bytes readable at *out
+ * @param[out] out_mark  what retls_conn_bio_consume() checks: if bytes are
+ *                       taken between the two calls (a drain re-entered
+ *                       from a finalizer or a callback), consume refuses
+ *                       instead of taking bytes the caller never saw
+ * @return RETLS_OK, or RETLS_BAD_ARG (NULL argument, not memory mode)
+ */
+int retls_conn_bio_peek(const unsigned char **out, size_t *out_len,
+                        uint64_t *out_mark, retls_conn *conn);
+
+/** Take n bytes of waiting ciphertext without copying them, after
+ *  retls_conn_bio_peek() gave mark (n at most the *out_len it gave).
+ *  RETLS_BAD_ARG, taking nothing: more than is waiting, or bytes were
+ *  taken since that peek (the head is no longer what the caller saw:
+ *  drop what it made of them and peek again). */
+int retls_conn_bio_consume(retls_conn *conn, uint64_t mark, size_t n);
+
 /** Bytes of ciphertext waiting in the outgoing buffer (memory mode). */
 size_t retls_conn_bio_pending(const retls_conn *conn);
 

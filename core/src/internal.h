@@ -75,6 +75,9 @@ struct retls_conn {
                            from (the caller's half of the BIO pair, or
                            the unbounded queue itself) */
   struct retls__outq *outq; /* unbounded memory mode: net_bio's queue */
+  uint64_t bio_taken;   /* memory mode: bytes bio_read/bio_consume took
+                           (bio_peek's mark: a consume after a take in
+                           between is refused, see retls_conn_bio_consume) */
 
   /* The retry state (see write.c): a private copy of a write that stopped
    * on WANT_*, repeated until OpenSSL takes it. */

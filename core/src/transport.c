@@ -323,6 +323,14 @@ static void outq_emptied(struct retls__outq *q) {
     outq_release(q);
 }
 
+/* Drop the first len (<= q->len) waiting bytes. */
+static void outq_drop(struct retls__outq *q, size_t len) {
+  q->start += len;
+  q->len -= len;
+  if (q->len == 0)
+    outq_emptied(q);
+}
+
 /* Take up to len waiting bytes from the queue. */
 static size_t outq_take(struct retls__outq *q, void *buf, size_t len) {
   if (len > q->len)
@@ -330,10 +338,7 @@ static size_t outq_take(struct retls__outq *q, void *buf, size_t len) {
   if (len == 0)
     return 0; /* nothing waiting (the buffer may not even exist) */
   retls__copy(buf, q->buf + q->start, len);
-  q->start += len;
-  q->len -= len;
-  if (q->len == 0)
-    outq_emptied(q);
+  outq_drop(q, len);
   return len;
 }
 
@@ -449,6 +454,72 @@ int retls_conn_bio_read(size_t *out, retls_conn *conn, void *buf,
     *out = 0; /* nothing waiting is not an error */
     retls__err_clear(); /* nor anything an empty BIO may have queued */
   }
+  conn->bio_taken += *out;
+  return RETLS_OK;
+}
+
+int retls_conn_bio_peek(const unsigned char **out, size_t *out_len,
+                        uint64_t *out_mark, retls_conn *conn) {
+  int status;
+  if (out == NULL || out_len == NULL || out_mark == NULL)
+    return RETLS_BAD_ARG;
+  *out = NULL;
+  *out_len = 0;
+  *out_mark = 0;
+  if ((status = check_memory(conn, "bio_peek")) != RETLS_OK)
+    return status;
+  *out_mark = conn->bio_taken;
+  if (conn->outq != NULL) {
+    if (conn->outq->len > 0) {
+      *out = conn->outq->buf + conn->outq->start;
+      *out_len = conn->outq->len;
+    }
+  } else {
+    /* bounded: the BIO pair's ring buffer, up to where it wraps (an empty
+     * pair answers -1 or 0 and queues no error) */
+    char *p = NULL;
+    int n = BIO_nread0(conn->net_bio, &p);
+    if (n > 0) {
+      *out = (const unsigned char *)p;
+      *out_len = (size_t)n;
+    }
+  }
+  return RETLS_OK;
+}
+
+int retls_conn_bio_consume(retls_conn *conn, uint64_t mark, size_t n) {
+  int status;
+  size_t waiting;
+  if ((status = check_memory(conn, "bio_consume")) != RETLS_OK)
+    return status;
+  /* Someone took bytes since that bio_peek (a drain of this connection
+   * ran in between, e.g. from a Lua finalizer): the head is not what the
+   * caller saw, and taking n bytes now would drop bytes it never saw. */
+  if (mark != conn->bio_taken)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "bio_consume: bytes were taken since bio_peek "
+                            "(a drain ran in between); nothing was taken, "
+                            "peek again");
+  waiting = conn->outq != NULL ? conn->outq->len
+                               : BIO_ctrl_pending(conn->net_bio);
+  if (n > waiting)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "bio_consume: %zu bytes, but %zu are waiting; "
+                            "consume at most what bio_peek gave",
+                            n, waiting);
+  conn->bio_taken += n;
+  if (conn->outq != NULL) {
+    if (n > 0)
+      outq_drop(conn->outq, n);
+    return RETLS_OK;
+  }
+  while (n > 0) { /* the ring may wrap: nread takes the run before it */
+    char *p;
+    int got = BIO_nread(conn->net_bio, &p, n > INT_MAX ? INT_MAX : (int)n);
+    if (got <= 0)
+      break; /* cannot happen: n <= waiting */
+    n -= (size_t)got;
+  }
   return RETLS_OK;
 }
 
@@ -499,6 +570,7 @@ int retls_conn_bio_take(void **out, size_t *out_len, retls_conn *conn) {
     return RETLS_OK;
   *out = q->handle;
   *out_len = q->len;
+  conn->bio_taken += q->len; /* (bio_peek's mark) */
   q->handle = NULL;
   q->buf = NULL;
   q->cap = 0;
