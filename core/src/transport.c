@@ -475,11 +475,11 @@ int retls_conn_bio_peek(const unsigned char **out, size_t *out_len,
       *out_len = conn->outq->len;
     }
   } else {
-    /* bounded: the BIO pair's ring buffer, up to where it wraps (an empty
-     * pair answers -1 or 0 and queues no error) */
+    /* bounded: the BIO pair's ring buffer, up to where it wraps (BIO_ctrl
+     * rather than BIO_nread0, which queues an error on a closed pair) */
     char *p = NULL;
-    int n = BIO_nread0(conn->net_bio, &p);
-    if (n > 0) {
+    long n = BIO_ctrl(conn->net_bio, BIO_C_NREAD0, 0, &p);
+    if (n > 0 && p != NULL) {
       *out = (const unsigned char *)p;
       *out_len = (size_t)n;
     }
@@ -514,8 +514,9 @@ int retls_conn_bio_consume(retls_conn *conn, uint64_t mark, size_t n) {
     return RETLS_OK;
   }
   while (n > 0) { /* the ring may wrap: nread takes the run before it */
-    char *p;
-    int got = BIO_nread(conn->net_bio, &p, n > INT_MAX ? INT_MAX : (int)n);
+    char *p = NULL;
+    long got = BIO_ctrl(conn->net_bio, BIO_C_NREAD,
+                        n > INT_MAX ? INT_MAX : (long)n, &p);
     if (got <= 0)
       break; /* cannot happen: n <= waiting */
     n -= (size_t)got;
