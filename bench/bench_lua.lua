@@ -20,6 +20,9 @@
 --   <lua> bench/bench_lua.lua luasec-sock <size> <total_bytes> <host> <port>
 --       the same over LuaSec (require "ssl"): conn:send() and conn:close(),
 --       which sends the close_notify.
+--   <lua> bench/bench_lua.lua retls-send <size> <total_bytes> <host> <port>
+--       the luasec-sock loop, code unchanged, over require "retls.luasec":
+--       retls' LuaSec face (conn:send) against LuaSec's own.
 --   <lua> bench/bench_lua.lua copas-retls <size> <total_bytes> <host> <port>
 --   <lua> bench/bench_lua.lua copas-luasec <size> <total_bytes> <host> <port>
 --       {"writes":N,"seconds":S}
@@ -47,6 +50,7 @@ local function usage()
 usage: bench_lua.lua mem <size> <seconds>
        bench_lua.lua sock <size> <total_bytes> <host> <port>
        bench_lua.lua luasec-sock <size> <total_bytes> <host> <port>
+       bench_lua.lua retls-send <size> <total_bytes> <host> <port>
        bench_lua.lua copas-retls <size> <total_bytes> <host> <port>
        bench_lua.lua copas-luasec <size> <total_bytes> <host> <port>
 ]])
@@ -149,8 +153,8 @@ local function sock(size, total, host, port)
   json({ { "writes", writes }, { "seconds", t1 - t0 } })
 end
 
-local function luasec_sock(size, total, host, port)
-  local ssl = require "ssl"
+local function luasec_sock(size, total, host, port, lib)
+  local ssl = require(lib or "ssl")
   local tcp = assert(socket.tcp())
   assert(tcp:connect(host, port))
   tcp:settimeout(60)
@@ -229,6 +233,8 @@ elseif mode == "sock" and #arg == 5 then
   sock(number(arg[2]), number(arg[3]), arg[4], number(arg[5]))
 elseif mode == "luasec-sock" and #arg == 5 then
   luasec_sock(number(arg[2]), number(arg[3]), arg[4], number(arg[5]))
+elseif mode == "retls-send" and #arg == 5 then
+  luasec_sock(number(arg[2]), number(arg[3]), arg[4], number(arg[5]), "retls.luasec")
 elseif mode == "copas-retls" and #arg == 5 then
   copas_stream("retls.luasec", number(arg[2]), number(arg[3]), arg[4], number(arg[5]))
 elseif mode == "copas-luasec" and #arg == 5 then

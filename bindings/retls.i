@@ -1304,35 +1304,40 @@ static int ls_gc(lua_State *L) {
 
 /* The C connection of self (argument 1) and its LuaSec state, made on
  * first use.  Blocking by default, as a LuaSec connection is. */
+static retls_ls *ls_state(lua_State *L);
 static retls_conn *ls_self(lua_State *L, retls_ls **out) {
   retls_conn *p = retls_lua_self(L); /* the hot methods' self check */
-  retls_ls *st;
   if (p == NULL)
     luaL_error(L, "bad self (retls connection expected, got %s; call it "
                   "as conn:method(...))", luaL_typename(L, 1));
-  if (out != NULL) {
-    lua_rawgeti(L, 1, 2);
-    /* (only a userdata of our size: a value a script stored there is
-     * replaced, never read as our state) */
-    st = lua_type(L, -1) == LUA_TUSERDATA &&
-                 lua_rawlen(L, -1) == sizeof(retls_ls)
-             ? (retls_ls *)lua_touserdata(L, -1)
-             : NULL;
-    lua_pop(L, 1);
-    if (st == NULL) {
-      st = (retls_ls *)lua_newuserdata(L, sizeof(*st));
-      memset(st, 0, sizeof(*st));
-      st->block = st->total = -1;
-      if (luaL_newmetatable(L, RETLS_LS_MT)) {
-        lua_pushcfunction(L, ls_gc);
-        lua_setfield(L, -2, "__gc");
-      }
-      lua_setmetatable(L, -2);
-      lua_rawseti(L, 1, 2);
-    }
-    *out = st;
-  }
+  if (out != NULL)
+    *out = ls_state(L);
   return (retls_conn *)p;
+}
+
+/* The LuaSec state of self (argument 1, already checked). */
+static retls_ls *ls_state(lua_State *L) {
+  retls_ls *st;
+  lua_rawgeti(L, 1, 2);
+  /* (only a userdata of our size: a value a script stored there is
+   * replaced, never read as our state) */
+  st = lua_type(L, -1) == LUA_TUSERDATA &&
+               lua_rawlen(L, -1) == sizeof(retls_ls)
+           ? (retls_ls *)lua_touserdata(L, -1)
+           : NULL;
+  lua_pop(L, 1);
+  if (st == NULL) {
+    st = (retls_ls *)lua_newuserdata(L, sizeof(*st));
+    memset(st, 0, sizeof(*st));
+    st->block = st->total = -1;
+    if (luaL_newmetatable(L, RETLS_LS_MT)) {
+      lua_pushcfunction(L, ls_gc);
+      lua_setfield(L, -2, "__gc");
+    }
+    lua_setmetatable(L, -2);
+    lua_rawseti(L, 1, 2);
+  }
+  return st;
 }
 
 static double ls_now(void) {
@@ -1419,12 +1424,16 @@ static void ls_push_error(lua_State *L, retls_conn *conn, retls_ls *st,
  * which resumes it.  Other or fewer bytes there get the core's
  * retry-mismatch error and nothing is sent. */
 static int retls_lua_send(lua_State *L) {
-  retls_ls *st;
-  retls_conn *conn = ls_self(L, &st);
+  /* The settimeout() state is fetched at the first want only: a send
+   * that goes through at once (nearly all of them) reads no more than
+   * self[1].  So a "t" (whole call) limit counts from that first want,
+   * which comes after nothing but non-blocking writes. */
+  retls_ls *st = NULL;
+  retls_conn *conn = ls_self(L, NULL);
   size_t len, sent = 0;
   const char *data = luaL_checklstring(L, 2, &len);
   double i = luaL_optnumber(L, 3, 1), j = luaL_optnumber(L, 4, -1);
-  double start = st->total >= 0 ? ls_now() : 0;
+  double start = 0;
   int status = RETLS_OK;
   /* LuaSocket's index rules; clamped before any conversion (NaN, 1e300) */
   if (i != i) i = 1;
@@ -1448,8 +1457,23 @@ static int retls_lua_send(lua_State *L) {
       } else if (chunk > RETLS_LS_CHUNK) {
         chunk = RETLS_LS_CHUNK;
       }
-      LS_RETRY(status, retls_conn_write(&w, conn, p + sent, chunk), conn, st,
-               start);
+      for (;;) { /* LS_RETRY, with the state fetched at the first want */
+        int rc;
+        status = retls_conn_write(&w, conn, p + sent, chunk);
+        if (status != RETLS_WANT_READ && status != RETLS_WANT_WRITE)
+          break;
+        if (st == NULL) {
+          st = ls_state(L);
+          start = st->total >= 0 ? ls_now() : 0;
+        }
+        rc = ls_wait(conn, st, status, start);
+        if (rc > 0)
+          break;
+        if (rc < 0) {
+          status = RETLS_LS_POLL_FAILED;
+          break;
+        }
+      }
       if (status != RETLS_OK)
         break;
       sent += w;
