@@ -214,6 +214,9 @@ ROWS = [
     {"name": "retls LuaJIT", "kind": "lua", "impl": "luajit"},
     {"name": "LuaSec (Lua 5.4)", "kind": "luasec", "impl": "lua5.4",
      "sub": "luasec-sock"},
+    # the LuaSec row's code unchanged over require "retls.luasec" (send())
+    {"name": "retls.luasec send (Lua 5.4)", "kind": "luasec",
+     "impl": "lua5.4", "sub": "retls-send"},
     # Debian's lua-copas (copas 1.1.7) loads on Lua 5.1 / LuaJIT only
     {"name": "Copas + retls (LuaJIT)", "kind": "copas", "impl": "luajit",
      "sub": "copas-retls"},
