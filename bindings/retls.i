@@ -1099,6 +1099,7 @@ static int retls_lua_bio_write(lua_State *L) {
 typedef struct {
   char *p;
   size_t cap;
+  int busy; /* a drain is copying out of it (see retls_lua_scratch_get) */
 } retls_lua_scratch;
 
 static int retls_lua_scratch_gc(lua_State *L) {
@@ -1110,10 +1111,21 @@ static int retls_lua_scratch_gc(lua_State *L) {
 }
 
 /* A buffer of n bytes for this call (NULL: out of memory). */
-static char *retls_lua_scratch_get(lua_State *L, size_t n) {
+/* A buffer of n bytes for this call (NULL: out of memory); *held is the
+ * scratch when it was lent, to be given back (busy = 0) once the string
+ * is made.  Lua 5.1-5.3 and LuaJIT step the collector inside
+ * lua_pushlstring before copying, and a finalizer run there may drain
+ * another connection through this same closure: while the scratch is
+ * lent, such a nested drain gets a block of its own instead of
+ * overwriting (or realloc()ing away) the bytes the outer call is about to
+ * copy.  (If lua_pushlstring raises, out of memory, the scratch stays
+ * marked and later large drains take fresh blocks: slower, still right.) */
+static char *retls_lua_scratch_get(lua_State *L, size_t n,
+                                   retls_lua_scratch **held) {
   retls_lua_scratch *sc =
       (retls_lua_scratch *)lua_touserdata(L, lua_upvalueindex(1));
-  if (n > RETLS_LUA_SCRATCH_KEEP)
+  *held = NULL;
+  if (n > RETLS_LUA_SCRATCH_KEEP || sc->busy)
     return (char *)lua_newuserdata(L, n);
   if (sc->cap < n) {
     char *p = (char *)realloc(sc->p, n);
@@ -1122,12 +1134,14 @@ static char *retls_lua_scratch_get(lua_State *L, size_t n) {
     sc->p = p;
     sc->cap = n;
   }
+  sc->busy = 1;
+  *held = sc;
   return sc->p;
 }
 
 /* The drain through a buffer of ours: up to 24 KiB straight into a stack
  * buffer, more through the scratch buffer.  A function of its own, so the
- * Lua 5.4 path below, which needs no buffer, runs in a small stack frame
+ * Lua 5.3+ path below, which needs no buffer, runs in a small stack frame
  * (24 KiB of frame push its callees' frames out of the L1 cache). */
 #if defined(__GNUC__)
 __attribute__((noinline))
@@ -1137,6 +1151,7 @@ static int retls_lua_bio_read_copy(lua_State *L, retls_conn *conn,
   char stackbuf[RETLS_LUA_DRAIN_STACK], *buf;
   size_t got, more, pending;
   int status;
+  retls_lua_scratch *held;
   /* With nothing waiting this still asks the core, so a connection that
    * is not in memory mode gets its error naming the problem. */
   status = retls_conn_bio_read(&got, conn, stackbuf,
@@ -1150,16 +1165,21 @@ static int retls_lua_bio_read_copy(lua_State *L, retls_conn *conn,
   }
   /* The stack buffer was filled and more is waiting. */
   more = want - got < pending ? want - got : pending;
-  buf = retls_lua_scratch_get(L, got + more);
+  buf = retls_lua_scratch_get(L, got + more, &held);
   if (buf == NULL) {
     retls_lua_push_error(L, RETLS_NOMEM, "bio_read: cannot allocate the buffer");
     return lua_error(L);
   }
   memcpy(buf, stackbuf, got);
   status = retls_conn_bio_read(&more, conn, buf + got, more);
-  if (status != RETLS_OK)
+  if (status != RETLS_OK) {
+    if (held != NULL)
+      held->busy = 0;
     return retls_lua_fail(L, conn, status);
+  }
   lua_pushlstring(L, buf, got + more);
+  if (held != NULL)
+    held->busy = 0;
   return 1;
 }
 
@@ -1168,15 +1188,17 @@ static int retls_lua_bio_read(lua_State *L) {
   size_t want = (size_t)-1;
   if (!lua_isnoneornil(L, 2))
     want = retls_lua_size(L, 2, "bio_read");
-#if LUA_VERSION_NUM >= 504
-  /* Lua 5.4's lua_pushlstring copies the bytes into the new string before
-   * the collector may run (and with it a finalizer that could write to
-   * this connection), so the string is made straight from the outgoing
-   * queue, with no copy into a buffer of ours first: the drain's one
-   * copy.  The bytes are taken only once the string exists (a memory
-   * error leaves them waiting).  Lua 5.1-5.3 and LuaJIT step the
-   * collector first, so there they are copied out before the string is
-   * made.  A bounded queue whose ring wraps goes the copying way too. */
+#if LUA_VERSION_NUM >= 503
+  /* Lua 5.3's and 5.4's lua_pushlstring copy the bytes into the new
+   * string before the collector may run (and with it a finalizer that
+   * could write to or drain this connection), so the string is made
+   * straight from the outgoing queue, with no copy into a buffer of ours
+   * first: the drain's one copy.  The bytes are taken only once the
+   * string exists (a memory error leaves them waiting), and not at all if
+   * a finalizer took some meanwhile (bio_consume refuses).  Lua 5.1 and
+   * LuaJIT step the collector first, so there they are copied out before
+   * the string is made.  A bounded queue whose ring wraps goes the
+   * copying way too. */
   {
     const unsigned char *p;
     size_t n;
@@ -1241,6 +1263,7 @@ static int retls_lua_conn_methods(lua_State *L) {
   sc = (retls_lua_scratch *)lua_newuserdata(L, sizeof(*sc));
   sc->p = NULL;
   sc->cap = 0;
+  sc->busy = 0;
   lua_newtable(L);
   lua_pushcfunction(L, retls_lua_scratch_gc);
   lua_setfield(L, -2, "__gc");
