@@ -16,6 +16,12 @@ One workload per process; each prints ONE JSON line on stdout.
   bench_py.py footprint-sock IMPL N HOST PORT
       RSS growth per established client connection over N connections to
       the sink, all open at once.  -> {"conns":N,"kib_per_conn":K}
+  bench_py.py alt-mem SIZE SECONDS CERT KEY
+  bench_py.py alt-sock SIZE TOTAL HOST PORT
+      retls and CPython's ssl in ONE process, alternating slices of about
+      1 MiB (memory: the workload of "mem"; sockets: one client of each
+      to the sink), CPU time summed per side, so a slow phase of a loaded
+      machine hits both alike.  -> {"retls":W,"ssl":W} (writes/s)
   bench_py.py cycles N
       RSS over N write/retry cycles on retls.pair(capacity=1024): each 2 KiB
       write raises WantWrite, the peer reads, flush() finishes it.
@@ -409,6 +415,61 @@ def run_footprint_sock(impl, n, host, port):
         c.close()
 
 
+def alternate(loops, slice_writes, total_seconds=None, total_writes=None):
+    """Run each loop(n) in turn until the time or write budget is spent;
+    writes per CPU-second of each."""
+    tot = {k: [0, 0.0] for k in loops}
+    cpu = time.process_time
+    end = cpu() + (total_seconds or 0) * len(loops)
+    while (cpu() < end if total_seconds else
+           min(v[0] for v in tot.values()) < total_writes):
+        for k, loop in loops.items():
+            t = cpu()
+            loop(slice_writes)
+            tot[k][1] += cpu() - t
+            tot[k][0] += slice_writes
+    return {k: v[0] / v[1] for k, v in tot.items()}
+
+
+def run_alt_mem(size, seconds, cert, key):
+    loops = {}
+    for impl in ("retls", "ssl"):
+        client = MEM_CLIENTS[impl]()
+        mem_handshake(client, memory_connection(retls_server_ctx(cert, key)))
+        if client.cipher() != SUITE:
+            raise SystemExit(f"{impl} negotiated {client.cipher()}")
+        data = os.urandom(size)
+
+        def loop(n, write=client.write, drain=client.drain, data=data):
+            for _ in range(n):
+                write(data)
+                drain()
+        loops[impl] = loop
+    print(json.dumps(alternate(loops, max(1, (1 << 20) // max(size, 64)),
+                               total_seconds=seconds)))
+
+
+def run_alt_sock(size, total, host, port):
+    loops, finish = {}, []
+    for impl in ("retls", "ssl"):
+        _, write, fin, cipher = SOCK_CLIENTS[impl](host, port)
+        if cipher != SUITE:
+            raise SystemExit(f"{impl} negotiated {cipher}, not {SUITE}")
+        data = os.urandom(size)
+
+        def loop(n, write=write, data=data):
+            for _ in range(n):
+                if write(data) != size:
+                    raise SystemExit("short write")
+        loops[impl] = loop
+        finish.append(fin)
+    n = max(1, (1 << 20) // size)
+    r = alternate(loops, n, total_writes=max(n, total // size))
+    for fin in finish:
+        fin()
+    print(json.dumps(r))
+
+
 def run_cycles(n):
     client, server = retls.pair(capacity=1024)
     data = os.urandom(2048)
@@ -453,6 +514,10 @@ def main(argv):
         run_footprint_mem(args[0], int(args[1]), args[2], args[3])
     elif cmd == "footprint-sock":
         run_footprint_sock(args[0], int(args[1]), args[2], int(args[3]))
+    elif cmd == "alt-mem":
+        run_alt_mem(int(args[0]), float(args[1]), args[2], args[3])
+    elif cmd == "alt-sock":
+        run_alt_sock(int(args[0]), int(args[1]), args[2], int(args[3]))
     elif cmd == "cycles":
         run_cycles(int(args[0]))
     else:

@@ -293,13 +293,68 @@ def main():
                  for impl in ("raw", "retls")}
             retry.append(r)
         speed = {s: openssl_speed(min(s, 16384)) for s in (64, 1024, 16384)}
+        alt = run_alt(runner, rows, works, args)
     finally:
         runner.sink.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
     print_table(rows, works, results, failed, retry, speed, extra, args,
                 runner.wall_clock)
+    print_alt(alt, args)
     return 0
+
+
+def run_alt(runner, rows, works, args):
+    """retls Python against CPython's ssl alternating inside one process
+    (bench_py.py alt-mem / alt-sock): the two rows the Python targets
+    compare, measured so that a slow phase of the machine hits both."""
+    names = {r["name"] for r in rows}
+    if not {"retls Python", "CPython ssl"} <= names:
+        return {}
+    py = [sys.executable, os.path.join(HERE, "bench_py.py")]
+    out = {}
+    for _ in range(args.runs):
+        for kind, size in works:
+            if kind == "mem":
+                cmd = py + ["alt-mem", str(size), str(args.seconds),
+                            runner.cert, runner.key]
+            else:
+                cmd = py + ["alt-sock", str(size),
+                            str(args.sock_total[size]), "127.0.0.1",
+                            str(runner.sink.port)]
+                runner.sink.clear()
+            try:
+                r = runner.run_json(cmd)
+                if kind == "sock":
+                    want = (args.sock_total[size] // size) * size
+                    for _ in range(2):   # one line per client
+                        line = runner.sink.result()
+                        if not line.startswith("bytes ") or \
+                                not line.endswith(" ok") or \
+                                int(line.split()[1]) < want:
+                            raise RuntimeError(f"sink: {line}")
+            except (RuntimeError, queue.Empty) as e:
+                out[(kind, size)] = f"n/a ({e or 'the sink reported nothing'})"
+                continue
+            if isinstance(out.get((kind, size)), str):
+                continue
+            out.setdefault((kind, size), []).append(r["retls"] / r["ssl"])
+    return out
+
+
+def print_alt(alt, args):
+    if not alt:
+        return
+    print()
+    print("retls Python vs CPython ssl, alternating ~1 MiB slices inside "
+          f"one process (bench_py.py alt-*), median of {args.runs} runs "
+          "[min-max]:")
+    for (kind, size), v in alt.items():
+        if isinstance(v, str):
+            print(f"  {kind} {size_name(size)}: {v}")
+        else:
+            print(f"  {kind} {size_name(size)}: {statistics.median(v):.2f}x "
+                  f"[{min(v):.2f}-{max(v):.2f}]")
 
 
 def run_extras(runner, n_conns, n_cycles):
