@@ -6,7 +6,7 @@
  *   build-fuzz/fuzz/openssl_limits
  *
  * Each scenario prints what OpenSSL returned and OpenSSL's error queue.
- * 1-4 are limitations fuzz_retry's model allows (fatal_ok()); 5 is why
+ * 1-4 and 7 are limitations fuzz_retry's model allows (fatal_ok()); 5 is why
  * retls_conn_renegotiate() refuses after close_notify; 6 is why
  * retls_conn_write() refuses after shutdown() by itself.
  * Not a test: it documents OpenSSL (3.0.19 on Debian 12 at the time of
@@ -74,6 +74,73 @@ static void make_pair(SSL **c, SSL **s, int version, size_t capacity) {
              : "NO");
 }
 
+/* retls' memory mode: each end reads from an unbounded memory BIO and
+ * writes into a BIO pair of `capacity` bytes whose other half the
+ * application (here: move()) drains into the peer's memory BIO.  The
+ * contexts as core/src/context.c makes them. */
+static BIO *net_out[2]; /* [0] the client's outgoing half, [1] the server's */
+
+static void make_memory_pair(SSL **c, SSL **s, int version, size_t capacity) {
+  SSL_CTX *ctx[2];
+  SSL **ssl[2];
+  int i;
+  ctx[0] = SSL_CTX_new(TLS_client_method());
+  ctx[1] = SSL_CTX_new(TLS_server_method());
+  ssl[0] = c;
+  ssl[1] = s;
+  use_throwaway_cert(ctx[1]);
+  SSL_CTX_set_options(ctx[1], SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+  for (i = 0; i < 2; i++) {
+    BIO *in = BIO_new(BIO_s_mem()), *out;
+    SSL_CTX_set_min_proto_version(ctx[i], version);
+    SSL_CTX_set_max_proto_version(ctx[i], version);
+    SSL_CTX_set_options(ctx[i], SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx[i], SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                 SSL_MODE_AUTO_RETRY);
+    BIO_set_mem_eof_return(in, -1); /* empty: "retry", not EOF */
+    BIO_new_bio_pair(&out, capacity, &net_out[i], capacity);
+    *ssl[i] = SSL_new(ctx[i]);
+    SSL_CTX_free(ctx[i]);
+    SSL_set_bio(*ssl[i], in, out);
+  }
+  SSL_set_connect_state(*c);
+  SSL_set_accept_state(*s);
+}
+
+/* Move up to max bytes of the client's (from = 0) or the server's (1)
+ * outgoing ciphertext into the peer's memory BIO. */
+static size_t move(SSL *to, int from, size_t max) {
+  size_t moved = 0;
+  int n;
+  while (moved < max &&
+         (n = BIO_read(net_out[from], buf,
+                       (int)(max - moved < sizeof(buf) ? max - moved
+                                                       : sizeof(buf)))) > 0) {
+    BIO_write(SSL_get_rbio(to), buf, n);
+    moved += (size_t)n;
+  }
+  return moved;
+}
+
+/* Handshake over make_memory_pair(), moving everything each turn. */
+static void memory_handshake(SSL *c, SSL *s) {
+  size_t n;
+  int i;
+  for (i = 0; i < 500; i++) {
+    SSL_do_handshake(c);
+    SSL_read_ex(c, buf, sizeof(buf), &n);
+    move(s, 0, sizeof(buf));
+    SSL_do_handshake(s);
+    SSL_read_ex(s, buf, sizeof(buf), &n);
+    move(c, 1, sizeof(buf));
+  }
+  ERR_clear_error();
+  printf("  handshake done: %s\n",
+         SSL_is_init_finished(c) && SSL_is_init_finished(s)
+             ? SSL_get_version(c)
+             : "NO");
+}
+
 static const char *err_name(int e) {
   switch (e) {
   case SSL_ERROR_NONE: return "ok";
@@ -97,6 +164,60 @@ static const char *err_name(int e) {
     while ((e_ = ERR_get_error()) != 0)                                     \
       printf("      %s\n", ERR_error_string(e_, NULL));                     \
   } while (0)
+
+/* Scenario 7: the calls fuzz_retry made on the input
+ * regress-tls12-reneg-both-client-read-unexpected-record, with the client's
+ * SSL_renegotiate or without it. */
+static void reneg_both_read(int client_asks) {
+  SSL *c, *s;
+  size_t n;
+  int i;
+  make_memory_pair(&c, &s, TLS1_2_VERSION, 64);
+  memory_handshake(c, s);
+  SHOW(c, "client SSL_write 11 bytes", SSL_write_ex(c, buf, 11, &n));
+  SHOW(s, "server SSL_write 7 bytes", SSL_write_ex(s, buf, 7, &n));
+  SHOW(s, "server SSL_read 2", SSL_read_ex(s, buf, 2, &n));
+  SHOW(c, "client SSL_write 6 bytes", SSL_write_ex(c, buf, 6, &n));
+  SHOW(s, "server SSL_renegotiate", SSL_renegotiate(s));
+  SHOW(s, "server SSL_write 1 byte (HelloRequest first)",
+       SSL_write_ex(s, buf, 1, &n));
+  SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
+  if (client_asks)
+    SHOW(c, "client SSL_renegotiate (deferred: a write is pending)",
+         SSL_renegotiate(c));
+  printf("  %-44s -> %zu bytes\n", "server -> client",
+         move(c, 1, 64));
+  printf("  %-44s -> %zu bytes\n", "client -> server", move(s, 0, 1000));
+  SHOW(c, "client SSL_read (the 7 bytes)",
+       SSL_read_ex(c, buf, sizeof(buf), &n));
+  SHOW(c, "client SSL_read (part of the HelloRequest)",
+       SSL_read_ex(c, buf, sizeof(buf), &n));
+  SHOW(c, "client SSL_write 6 bytes (the retry)", SSL_write_ex(c, buf, 6, &n));
+  printf("  %-44s -> %zu bytes\n", "client -> server", move(s, 0, 1000));
+  SHOW(s, "server SSL_write 1 byte (the retry)", SSL_write_ex(s, buf, 1, &n));
+  SHOW(s, "server SSL_read (11 bytes)", SSL_read_ex(s, buf, sizeof(buf), &n));
+  SHOW(s, "server SSL_read (6 bytes)", SSL_read_ex(s, buf, sizeof(buf), &n));
+  printf("  %-44s -> %zu bytes\n", "server -> client", move(c, 1, 1000));
+  printf("  %-44s -> %d\n", "client SSL_renegotiate_pending",
+         SSL_renegotiate_pending(c));
+  for (i = 0; i < 40; i++) { /* until the server's 1 byte or a failure */
+    int r = SSL_read_ex(c, buf, sizeof(buf), &n);
+    int failed = r != 1 && SSL_get_error(c, r) == SSL_ERROR_SSL;
+    SHOW(c, "client SSL_read", r);
+    if (failed || r == 1) {
+      printf("  %-44s -> %ld\n", "client SSL_total_renegotiations",
+             SSL_total_renegotiations(c));
+      break;
+    }
+    printf("  %-44s -> %zu bytes\n", "client -> server", move(s, 0, 1000));
+    SHOW(s, "server SSL_read", SSL_read_ex(s, buf, sizeof(buf), &n));
+    printf("  %-44s -> %zu bytes\n", "server -> client", move(c, 1, 1000));
+  }
+  SSL_free(c);
+  SSL_free(s);
+  BIO_free(net_out[0]);
+  BIO_free(net_out[1]);
+}
 
 int main(void) {
   SSL *c, *s;
@@ -207,5 +328,14 @@ int main(void) {
   SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
   SSL_free(c);
   SSL_free(s);
+  puts("\n7. TLS 1.2, retls' memory mode (64-byte outgoing pairs): both ends "
+       "ask for a renegotiation; the server's HelloRequest starts the "
+       "client's own from inside SSL_read, which then refuses the server's "
+       "application data (fuzz input regress-tls12-reneg-both-client-read-"
+       "unexpected-record, replayed call by call)");
+  reneg_both_read(1);
+  puts("\n   ... and the same calls without the client's SSL_renegotiate: "
+       "the HelloRequest's renegotiation reads the data");
+  reneg_both_read(0);
   return 0;
 }

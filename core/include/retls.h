@@ -472,7 +472,10 @@ int retls_conn_want(const retls_conn *conn);
  * end has a record half-written, OpenSSL cannot send the answer and the
  * read fails with RETLS_SSL ("bad length"); nothing is lost silently (the
  * pending bytes are still reported by close).  Around renegotiations and
- * requested key updates, flush pending writes before reading.
+ * requested key updates, flush pending writes before reading.  When both
+ * ends of a TLS 1.2 connection ask for a renegotiation, the client's read
+ * can fail with RETLS_SSL ("unexpected record") on the server's data sent
+ * before its ServerHello: let one end ask, not both.
  */
 int retls_conn_read(size_t *out, retls_conn *conn, void *buf, size_t len);
 
