@@ -86,6 +86,8 @@ ALLOWED = {
     # TLS does) and says so; a slow reader on a loaded machine can take
     # longer to read what the kernel still holds.
     ("client", "slow"): (retls.TimeoutError,),
+    # ... and its server end then sees the abort that follows.
+    ("server", "slow, the client's close timed out"): LOST,
 }
 
 
@@ -122,6 +124,7 @@ class Client:
                          if rng.random() < CLIENT_ABORT else None)
         self.acked = 0        # bytes write() accepted
         self.closing = False  # close() called: acked is final
+        self.close_started = None
         self.fault = None     # the server end's behaviour
         self.aborted = False
         # The registry keeps it until both ends are done with it.
@@ -217,6 +220,7 @@ class Soak:
             writer.transport.set_write_buffer_limits(high=0)
             await writer.drain()
             c.closing = True
+            c.close_started = time.monotonic()
             writer.close()
             if os.environ.get("SOAK_DEBUG"):
                 try:
@@ -457,6 +461,10 @@ class Soak:
             raise
         except Exception as exc:  # noqa: BLE001 - judged by error()
             fault = "client abort" if c.aborted else behaviour
+            if (behaviour == "slow" and c.close_started is not None
+                    and time.monotonic() - c.close_started
+                    >= retls.aio.SHUTDOWN_TIMEOUT):
+                fault = "slow, the client's close timed out"
             self.error("server", fault, exc)
             self.stats["faulted"] += 1
             writer.transport.abort()
