@@ -58,15 +58,24 @@
 
 /* ---- failure reporting ------------------------------------------------- */
 
+/* The operation log is kept only when it will be shown: with
+ * FUZZ_RETRY_VERBOSE, and when a check failed, by running the failed input
+ * again with the log on (fail()).  Formatting it for every input that
+ * passes was a few percent of the run time. */
 static char op_log[LOG_MAX];
 static size_t op_log_len;
+static int logging, verbose;
+static const uint8_t *cur_data; /* the input being run, for fail() */
+static size_t cur_size;
+
+static void run_input(const uint8_t *data, size_t size);
 
 static void log_op(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 static void log_op(const char *fmt, ...) {
   va_list ap;
   int n;
-  if (op_log_len >= LOG_MAX - 1)
+  if (!logging || op_log_len >= LOG_MAX - 1)
     return;
   va_start(ap, fmt);
   n = vsnprintf(op_log + op_log_len, LOG_MAX - op_log_len, fmt, ap);
@@ -85,6 +94,16 @@ static void fail(int line, const char *cond, const char *fmt, ...) {
   va_start(ap, fmt);
   vfprintf(stderr, fmt, ap);
   va_end(ap);
+  if (!logging && cur_data != NULL) {
+    /* Run it again, logging: it fails again (and prints its log) or, if
+     * the failure depended on something random (signature sizes move the
+     * points where small buffers fill up), its log is printed here. */
+    fprintf(stderr, "\n(running the input again with the operation log)\n");
+    logging = 1;
+    run_input(cur_data, cur_size);
+    fprintf(stderr, "\n(it passed when run again: the log below is of that "
+                    "run)");
+  }
   fprintf(stderr, "\n---- operations of this input:\n%s----\n", op_log);
   abort();
 }
@@ -96,6 +115,12 @@ static void fail(int line, const char *cond, const char *fmt, ...) {
   } while (0)
 
 /* ---- small helpers ------------------------------------------------------ */
+
+/* Harness code that runs for every byte or every OpenSSL allocation, or
+ * only checks the model (a failed check aborts): coverage counters and
+ * comparison hooks there would cost time and tell the fuzzer nothing
+ * about retls. */
+#define NO_COVERAGE __attribute__((no_sanitize("coverage")))
 
 typedef struct {
   unsigned char *data;
@@ -162,7 +187,10 @@ static void fill(unsigned char *buf, size_t len, unsigned kind) {
     x ^= x << 25;
     x ^= x >> 27;
     v = x * 0x2545F4914F6CDD1Dull;
-    memcpy(buf + i, &v, len - i < 8 ? len - i : 8);
+    if (len - i >= 8)
+      memcpy(buf + i, &v, 8); /* a plain store, not a call to ASan's memcpy */
+    else
+      memcpy(buf + i, &v, len - i);
   }
 }
 
@@ -396,17 +424,26 @@ static void make_resume_session(unsigned cfg) {
   retls_conn_free(s);
 }
 
+/* TLS 1.3 with a PSK but no (EC)DHE (psk_ke): the client offers X25519
+ * only, the server accepts P-384 only, so the server cannot use the key
+ * share and, with SSL_OP_ALLOW_NO_DHE_KEX on both ends, completes on the
+ * PSK alone (no HelloRetryRequest either: no group in common). */
+static void use_psk_ke(retls_conn *c, retls_conn *s) {
+  SSL_set_options(c->ssl, SSL_OP_ALLOW_NO_DHE_KEX);
+  SSL_set_options(s->ssl, SSL_OP_ALLOW_NO_DHE_KEX);
+  if (!SSL_set1_groups_list(c->ssl, "X25519") ||
+      !SSL_set1_groups_list(s->ssl, "P-384"))
+    abort();
+}
+
 static void use_fast_handshake(retls_conn *c, retls_conn *s, unsigned cfg) {
   if (cfg & CFG_TLS13) {
     make_psk_session(c->ctx->ssl_ctx);
-    SSL_set_options(c->ssl, SSL_OP_ALLOW_NO_DHE_KEX);
-    SSL_set_options(s->ssl, SSL_OP_ALLOW_NO_DHE_KEX);
+    use_psk_ke(c, s);
     SSL_set_psk_use_session_callback(c->ssl, psk_use_cb);
     SSL_set_psk_find_session_callback(s->ssl, psk_find_cb);
     if (!SSL_set_ciphersuites(c->ssl, "TLS_AES_128_GCM_SHA256") ||
         !SSL_set_ciphersuites(s->ssl, "TLS_AES_128_GCM_SHA256") ||
-        !SSL_set1_groups_list(c->ssl, "X25519") ||
-        !SSL_set1_groups_list(s->ssl, "P-384") ||
         !SSL_set_num_tickets(s->ssl, CFG_TICKETS(cfg) ? 2 : 0))
       abort();
   } else {
@@ -440,6 +477,9 @@ extern void __libc_free(void *p);
 
 static long openssl_live; /* OpenSSL's allocations not yet freed */
 
+/* OpenSSL calls these thousands of times per handshake (NO_COVERAGE). */
+
+NO_COVERAGE
 static void *ossl_malloc(size_t n, const char *file, int line) {
   void *p = __libc_malloc(n ? n : 1);
   (void)file;
@@ -449,6 +489,7 @@ static void *ossl_malloc(size_t n, const char *file, int line) {
   return p;
 }
 
+NO_COVERAGE
 static void ossl_free(void *p, const char *file, int line) {
   (void)file;
   (void)line;
@@ -458,6 +499,7 @@ static void ossl_free(void *p, const char *file, int line) {
   __libc_free(p);
 }
 
+NO_COVERAGE
 static void *ossl_realloc(void *p, size_t n, const char *file, int line) {
   if (p == NULL)
     return ossl_malloc(n, file, line);
@@ -468,12 +510,41 @@ static void *ossl_realloc(void *p, size_t n, const char *file, int line) {
   return __libc_realloc(p, n);
 }
 
+/* OpenSSL 3.0 looks up every provider parameter by name (OSSL_PARAM_locate:
+ * strcmp against each known key), thousands of times per handshake and
+ * several times per record.  Through ASan's strcmp interceptor each call
+ * also pays for checking both strings and for libFuzzer's comparison hook
+ * (a tenth of the run time), for nothing: those strings are OpenSSL's own
+ * constants and heap, which ASan does not track (its heap is glibc's, see
+ * above), and OpenSSL's branches are not instrumented for the fuzzer to
+ * steer.  ASan's strcmp is a weak symbol, so this one replaces it; calls
+ * from the instrumented code of this executable (the harness and retls)
+ * still go through the interceptor with every check, calls from the
+ * shared libraries (OpenSSL, libc) compare directly. */
+extern char __executable_start[], etext[];
+extern int __interceptor_strcmp(const char *a, const char *b);
+
+__attribute__((no_sanitize("address", "coverage"), noinline))
+int strcmp(const char *a, const char *b) {
+  const char *from = __builtin_return_address(0);
+  const unsigned char *x = (const unsigned char *)a,
+                      *y = (const unsigned char *)b;
+  if (from >= __executable_start && from < etext)
+    return __interceptor_strcmp(a, b);
+  while (*x != 0 && *x == *y) {
+    x++;
+    y++;
+  }
+  return (int)*x - (int)*y;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   const char *asan = getenv("FUZZ_RETRY_ASAN_OPENSSL");
   (void)argc;
   (void)argv;
+  verbose = logging = getenv("FUZZ_RETRY_VERBOSE") != NULL;
   if ((asan == NULL || strcmp(asan, "1") != 0) &&
       !CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free)) {
     fprintf(stderr, "fuzz_retry: OpenSSL allocated before "
@@ -595,6 +666,7 @@ static void early_sync(end *e) {
 }
 
 /* Check the received bytes of e against what its peer sent. */
+NO_COVERAGE
 static void check_prefix(end *e) {
   end *p = e->peer;
   early_sync(p);
@@ -626,6 +698,7 @@ static void check_prefix(end *e) {
   e->verified = n < a ? n : a;
 }
 
+NO_COVERAGE
 static void check_exact(end *e, const char *when) {
   end *p = e->peer;
   check_prefix(e);
@@ -635,6 +708,7 @@ static void check_exact(end *e, const char *when) {
         when, e->name, e->received.len, p->name, p->acked.len);
 }
 
+NO_COVERAGE
 static void check_counters(end *e) {
   retls_stats s;
   const retls_stats *w = &e->want;
@@ -1405,8 +1479,10 @@ static void run_input(const uint8_t *data, size_t size) {
     }
   }
   server.read_early = early_mode && early_accept;
-  if (early_mode)
+  if (early_mode) {
     use_early_session(client.conn, cfg & CFG_CTX_MASK);
+    use_psk_ke(client.conn, server.conn); /* ECDHE is the full kind's */
+  }
   else if (!CFG_FULL_HANDSHAKE(cfg))
     use_fast_handshake(client.conn, server.conn, cfg);
   if (wbuf == NULL && (wbuf = malloc(MAX_WRITE + 256)) == NULL)
@@ -1549,12 +1625,18 @@ static void run_input(const uint8_t *data, size_t size) {
    * back to full handshakes and the run is slow without saying so. */
   if (!CFG_FULL_HANDSHAKE(cfg) && client.state == M_OPEN &&
       retls_conn_is_established(client.conn) &&
-      (client.tls13 || !(client.rekeyed || server.rekeyed)))
+      (client.tls13 || !(client.rekeyed || server.rekeyed))) {
+    EVP_PKEY *dhe = NULL;
     CHECK(SSL_session_reused(client.conn->ssl),
           "fast mode: the handshake was not abbreviated");
+    /* ... and, in TLS 1.3, without (EC)DHE (use_psk_ke). */
+    CHECK(!client.tls13 || !SSL_get_peer_tmp_key(client.conn->ssl, &dhe),
+          "fast mode: the TLS 1.3 handshake used (EC)DHE");
+    EVP_PKEY_free(dhe);
+  }
   log_op("---- done: client read %zu, server read %zu\n",
          client.received.len, server.received.len);
-  if (getenv("FUZZ_RETRY_VERBOSE"))
+  if (verbose)
     fputs(op_log, stderr);
 
   end_free(&client, 0);
@@ -1572,6 +1654,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   long before = openssl_heap_after(), after;
+  cur_data = data;
+  cur_size = size;
   run_input(data, size);
   after = openssl_heap_after();
   /* The first use of a configuration allocates for good (contexts,
