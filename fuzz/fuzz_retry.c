@@ -1136,13 +1136,18 @@ static void do_rekey(end *e, int key_update, int request) {
 static void do_shutdown(end *e) {
   /* White box: OpenSSL knows whether a renegotiation is still to run
    * (requested by either end); shutdown() must refuse then. */
-  int reneg_pending, s, in_init, early_first;
+  int reneg_pending, s, in_init, early_first, ku_first;
   early_sync(e);
   reneg_pending = e->state == M_OPEN && !e->shut_done &&
                   SSL_renegotiate_pending(e->conn->ssl);
   /* shutdown() settles early data first (may stop before close_notify) */
   early_first = e->state == M_OPEN && !e->has_pend &&
                 e->conn->early == RETLS__EARLY_WRITING;
+  /* ... and sends a KeyUpdate asked for by key_update() first (conn.c),
+   * which may stop too: close_notify not sent, writes still allowed. */
+  ku_first = e->state == M_OPEN && !e->has_pend && !replay_left(e) &&
+             !e->shut_done && !reneg_pending &&
+             SSL_get_key_update_type(e->conn->ssl) != SSL_KEY_UPDATE_NONE;
   s = retls_conn_shutdown(e->conn);
   early_sync(e);
   log_op("%s shutdown -> %s\n", e->name, st(s) + 6);
@@ -1166,9 +1171,11 @@ static void do_shutdown(end *e) {
     return;
   }
   in_init = !SSL_is_init_finished(e->conn->ssl);
-  if (early_first && (s == RETLS_WANT_READ || s == RETLS_WANT_WRITE) &&
+  if ((early_first || ku_first) &&
+      (s == RETLS_WANT_READ || s == RETLS_WANT_WRITE) &&
       !(SSL_get_shutdown(e->conn->ssl) & SSL_SENT_SHUTDOWN)) {
-    log_op("  (early data settling first)\n");
+    log_op("  (%s first)\n", early_first ? "early data settling"
+                                         : "the KeyUpdate going");
     return;
   }
   e->shut_started = 1;
