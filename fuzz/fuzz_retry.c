@@ -772,8 +772,12 @@ static int fatal_ok(end *e, const char *op, int s) {
    * renegotiation of its own scheduled reading a HelloRequest, a TLS 1.3
    * end answering a KeyUpdate that requests one.  ssl3_write_bytes fails
    * with "bad length" (or "bad write retry"), fatally. */
-  if (s == RETLS_SSL && e->has_pend && (e->rekeyed || e->peer->rekeyed) &&
-      strcmp(op, "read") == 0 &&
+  /* The same when what is half sent is our close_notify: shutdown()
+   * stopped with WANT_* (since commit 7c13955 a shutdown after
+   * key_update(request) gets that far instead of failing at once). */
+  if (s == RETLS_SSL &&
+      (e->has_pend || (e->shut_started && !e->shut_done)) &&
+      (e->rekeyed || e->peer->rekeyed) && strcmp(op, "read") == 0 &&
       (strstr(retls_conn_last_error(e->conn), "bad length") != NULL ||
        strstr(retls_conn_last_error(e->conn), "bad write retry") != NULL))
     return 1;
