@@ -1132,6 +1132,12 @@ static void do_rekey(end *e, int key_update, int request) {
           e->name, st(s));
     return;
   }
+  /* A KeyUpdate cannot follow our own close_notify. */
+  if (key_update && e->shut_started) {
+    CHECK(s == RETLS_BAD_ARG, "%s key_update after shutdown gave %s",
+          e->name, st(s));
+    return;
+  }
   CHECK(s == RETLS_OK || s == RETLS_SSL, "%s rekey: %s", e->name, st(s));
   if (s == RETLS_OK && (!key_update || request))
     e->rekeyed = 1;

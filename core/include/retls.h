@@ -515,7 +515,8 @@ int retls_conn_renegotiate(retls_conn *conn);
 
 /** Schedule a TLS 1.3 KeyUpdate, asking the peer to update its keys too
  *  when request_peer is non-zero; sent with the next write or handshake.
- *  RETLS_BAD_ARG below TLS 1.3. */
+ *  RETLS_BAD_ARG below TLS 1.3, and after retls_conn_shutdown() (nothing
+ *  can follow close_notify). */
 int retls_conn_key_update(retls_conn *conn, int request_peer);
 
 /* ------------------------------------------------------------------------ */

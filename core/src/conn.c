@@ -383,6 +383,13 @@ int retls_conn_key_update(retls_conn *conn, int request_peer) {
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "KeyUpdate exists only in TLS 1.3; use "
                             "renegotiate() on TLS 1.2");
+  /* After our close_notify OpenSSL still schedules it, but can never send
+   * it; the end then counts as "in init" and its reads stop before the
+   * peer's remaining data (fuzz: regress-tls13-key-update-after-shutdown). */
+  if (conn->shutdown_called)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "key_update after shutdown(): close_notify was "
+                            "sent, nothing can follow it");
   ERR_clear_error();
   if (SSL_key_update(conn->ssl, request_peer ? SSL_KEY_UPDATE_REQUESTED
                                              : SSL_KEY_UPDATE_NOT_REQUESTED) !=
