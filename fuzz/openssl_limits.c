@@ -6,7 +6,7 @@
  *   build-fuzz/fuzz/openssl_limits
  *
  * Each scenario prints what OpenSSL returned and OpenSSL's error queue.
- * 1-4 and 7 are limitations fuzz_retry's model allows (fatal_ok()); 5 is why
+ * 1-4, 7 and 8 are limitations fuzz_retry's model allows (fatal_ok()); 5 is why
  * retls_conn_renegotiate() refuses after close_notify; 6 is why
  * retls_conn_write() refuses after shutdown() by itself.
  * Not a test: it documents OpenSSL (3.0.19 on Debian 12 at the time of
@@ -337,5 +337,26 @@ int main(void) {
   puts("\n   ... and the same calls without the client's SSL_renegotiate: "
        "the HelloRequest's renegotiation reads the data");
   reneg_both_read(0);
+  puts("\n8. TLS 1.3: the client's close_notify is half sent when the "
+       "server's KeyUpdates asking for one arrive (the second needs the "
+       "first's answer written)");
+  make_pair(&c, &s, TLS1_3_VERSION, 100);
+  SHOW(c, "client SSL_write 60 bytes", SSL_write_ex(c, buf, 60, &n));
+  SHOW(c, "client SSL_shutdown (close_notify half sent)", SSL_shutdown(c));
+  SHOW(s, "server SSL_key_update(requested)",
+       SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED));
+  SHOW(s, "server SSL_write 1 byte (sends KeyUpdate)",
+       SSL_write_ex(s, "x", 1, &n));
+  SHOW(s, "server SSL_key_update(requested)",
+       SSL_key_update(s, SSL_KEY_UPDATE_REQUESTED));
+  SHOW(s, "server SSL_write 1 byte (sends KeyUpdate)",
+       SSL_write_ex(s, "y", 1, &n));
+  SHOW(c, "client SSL_read (the first KeyUpdate, 1 byte)",
+       SSL_read_ex(c, buf, sizeof(buf), &n));
+  SHOW(c, "client SSL_read (the second KeyUpdate)",
+       SSL_read_ex(c, buf, sizeof(buf), &n));
+  SHOW(c, "client SSL_read", SSL_read_ex(c, buf, sizeof(buf), &n));
+  SSL_free(c);
+  SSL_free(s);
   return 0;
 }
