@@ -1157,7 +1157,10 @@ static void do_shutdown(end *e) {
    * which may stop too: close_notify not sent, writes still allowed. */
   ku_first = e->state == M_OPEN && !e->has_pend && !replay_left(e) &&
              !e->shut_done && !reneg_pending &&
-             SSL_get_key_update_type(e->conn->ssl) != SSL_KEY_UPDATE_NONE;
+             (SSL_get_key_update_type(e->conn->ssl) != SSL_KEY_UPDATE_NONE ||
+              /* its retry after a stop (OpenSSL took the request) */
+              (e->conn->shutdown_key_update &&
+               !SSL_is_init_finished(e->conn->ssl)));
   s = retls_conn_shutdown(e->conn);
   early_sync(e);
   log_op("%s shutdown -> %s\n", e->name, st(s) + 6);

@@ -469,7 +469,8 @@ int retls_conn_want(const retls_conn *conn);
  *
  * OpenSSL 3 limit: if what arrives needs an answer (the peer's TLS 1.2
  * renegotiation, or a TLS 1.3 KeyUpdate with update_requested) while this
- * end has a record half-written, OpenSSL cannot send the answer and the
+ * end has a record half-written (a write's, or shutdown()'s close_notify
+ * after WANT_*), OpenSSL cannot send the answer and the
  * read fails with RETLS_SSL ("bad length"); nothing is lost silently (the
  * pending bytes are still reported by close).  Around renegotiations and
  * requested key updates, flush pending writes before reading.  When both

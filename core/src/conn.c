@@ -249,8 +249,12 @@ int retls_conn_shutdown(retls_conn *conn) {
   /* A KeyUpdate asked for with key_update() goes out with the next write
    * or handshake; until then OpenSSL counts the connection as "in init"
    * and refuses close_notify ("shutdown while in init").  Send it now:
-   * the peer gets the update, then our close_notify. */
-  if (SSL_get_key_update_type(conn->ssl) != SSL_KEY_UPDATE_NONE) {
+   * the peer gets the update, then our close_notify.  If that stops with
+   * WANT_*, OpenSSL has taken the request (the type reads NONE again) but
+   * is still in init until the record is out: the retry finishes it. */
+  if (SSL_get_key_update_type(conn->ssl) != SSL_KEY_UPDATE_NONE ||
+      (conn->shutdown_key_update && !SSL_is_init_finished(conn->ssl))) {
+    conn->shutdown_key_update = 1;
     IO_BEGIN();
     ret = SSL_do_handshake(conn->ssl);
     if (ret != 1) {
@@ -258,6 +262,7 @@ int retls_conn_shutdown(retls_conn *conn) {
                                                 "KeyUpdate first)");
       return retls__conn_status_from_want(conn, status);
     }
+    conn->shutdown_key_update = 0;
   }
   conn->shutdown_called = 1;
   IO_BEGIN();

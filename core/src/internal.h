@@ -90,6 +90,8 @@ struct retls_conn {
   int shutdown_sent;    /* our close_notify is fully written */
   int shutdown_called;  /* SSL_shutdown ran: nothing may be written after
                            it (OpenSSL forgets, see write.c) */
+  int shutdown_key_update; /* shutdown() stopped sending a scheduled
+                              KeyUpdate: its retry finishes it */
   int peer_closed;      /* the peer's close_notify was read (OpenSSL
                            forgets that too, see retls_conn_renegotiate) */
   /* Early data (write.c).  pend_early: the pending copy is early data

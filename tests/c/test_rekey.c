@@ -415,6 +415,36 @@ static void test_shutdown_sends_a_scheduled_key_update(void) {
   retls_conn_free(s);
 }
 
+/* shutdown() that stops while sending the scheduled KeyUpdate (no room
+ * for its record): OpenSSL has taken the request but stays in init until
+ * the record is out, and the retry must finish it, then send close_notify.
+ * It used to go to SSL_shutdown and fail the connection ("shutdown while
+ * in init"). */
+static void test_shutdown_retry_finishes_the_key_update(void) {
+  enum { CAP = 4096, FILL = CAP - 22 }; /* one record fills the pipe */
+  retls_conn *c, *s;
+  unsigned char *fill = malloc(FILL);
+  harness_buf got = {0};
+  size_t lens[8], n = 99;
+
+  harness_pattern(fill, FILL, 43);
+  CHECK_STATUS(NULL, harness_memory_pair(&c, &s, NULL, NULL, CAP), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_write(&n, c, fill, FILL), RETLS_OK);
+  CHECK(retls_conn_bio_pending(c) == CAP);
+  CHECK_STATUS(c, retls_conn_key_update(c, 1), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_shutdown(c), RETLS_WANT_WRITE);
+  CHECK(relay_records(c, s, lens, 8) == 1 && lens[0] == FILL + 17);
+  CHECK_STATUS(c, retls_conn_shutdown(c), RETLS_OK);
+  CHECK(relay_records(c, s, lens, 8) == 2);
+  CHECK(lens[0] == KEY_UPDATE_RECORD && lens[1] == CLOSE_NOTIFY_RECORD);
+  CHECK_STATUS(s, harness_drain(s, &got), RETLS_ZERO_RETURN);
+  CHECK(got.len == FILL && memcmp(got.data, fill, FILL) == 0);
+  harness_buf_free(&got);
+  free(fill);
+  retls_conn_free(c);
+  retls_conn_free(s);
+}
+
 int main(void) {
   RUN(test_renegotiation_makes_write_want_read);
   RUN(test_renegotiation_by_handshake);
@@ -427,5 +457,6 @@ int main(void) {
   RUN(test_key_update_send_blocked_wants_write);
   RUN(test_key_update_sent_by_handshake);
   RUN(test_shutdown_sends_a_scheduled_key_update);
+  RUN(test_shutdown_retry_finishes_the_key_update);
   return harness_finish();
 }
