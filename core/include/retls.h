@@ -628,7 +628,8 @@ typedef enum {
   RETLS_EARLY_PENDING = 3   /* handshake not completed yet */
 } retls_early_status;
 
-/** The early-data outcome, from either end, once the handshake is done. */
+/** The early-data outcome, from either end, once the handshake is done
+ *  (a rejection stays RETLS_EARLY_REJECTED if the connection fails later). */
 int retls_conn_early_data_status(const retls_conn *conn);
 
 /**

@@ -235,6 +235,11 @@ int retls_conn_session_reused(const retls_conn *conn) {
 int retls_conn_early_data_status(const retls_conn *conn) {
   if (conn == NULL || conn->ssl == NULL)
     return RETLS_EARLY_NOT_SENT;
+  /* Settled by a completed handshake (write.c).  A later failure puts
+   * OpenSSL back "in init", which must not turn a known rejection, whose
+   * bytes early_data_rejected_bytes() still hands back, into PENDING. */
+  if (conn->early_rejected)
+    return RETLS_EARLY_REJECTED;
   if (!SSL_is_init_finished(conn->ssl))
     return RETLS_EARLY_PENDING;
   switch (SSL_get_early_data_status(conn->ssl)) {

@@ -94,6 +94,7 @@ static void early_case(int server_early, int read_early, int replay,
   harness_buf early = {0}, rest = {0};
   retls_stats st;
   const unsigned char *rej;
+  unsigned char b[8];
   size_t n, rej_len;
   CHECK(cc && sc);
   CHECK_STATUS(NULL, retls_ctx_set_early_data_replay(cc, replay), RETLS_OK);
@@ -147,6 +148,16 @@ static void early_case(int server_early, int read_early, int replay,
     CHECK(early.len == 0);
     CHECK(buf_is(&rest, "after\n"));
     CHECK(st.early_replayed == 0);
+    CHECK(rej_len == 16 && memcmp(rej, "GET /early\nmore\n", 16) == 0);
+    /* A failure after the handshake changes neither the outcome nor the
+     * bytes handed back (they were "PENDING" and still there: found by
+     * fuzz_retry, regress-tls13-early-rejected-then-eof-status). */
+    retls_conn_free(s);
+    s = NULL;
+    CHECK(retls_conn_read(&n, c, b, sizeof(b)) == RETLS_EOF);
+    CHECK(retls_conn_early_data_status(c) == RETLS_EARLY_REJECTED);
+    CHECK_STATUS(c, retls_conn_early_data_rejected_bytes(&rej, &rej_len, c),
+                 RETLS_OK);
     CHECK(rej_len == 16 && memcmp(rej, "GET /early\nmore\n", 16) == 0);
   }
   harness_buf_free(&early);
