@@ -40,7 +40,6 @@ Checked, with the run failing on any violation:
 import argparse
 import asyncio
 import collections
-import ctypes
 import gc
 import math
 import os
@@ -61,10 +60,10 @@ except ImportError:  # run from a checkout: the module built by ./run.sh
     import retls
     import retls.aio
 
-STREAM_LEN = 1 << 24  # the byte stream every client writes from (16 MiB)
-MAX_WRITE = 1 << 20
-BEHAVIOURS = [("normal", 30), ("slow", 20), ("rst", 8), ("garbage", 6),
-              ("close_notify", 8), ("rekey", 28)]
+# The stream, the peer behaviours and the resource checks of soak.py.
+from soak import (BEHAVIOURS, MAX_WRITE, STREAM_LEN, Violation,  # noqa: E402
+                  open_fds, rss_kib)
+
 CLIENT_ABORT = 0.04      # share of clients that abort their own transport
 CLIENT_REKEY = 0.002     # chance per write that the client rekeys itself
 # A connection that loses its peer: what its own end may see: retls.Error
@@ -89,27 +88,6 @@ ALLOWED = {
     # ... and its server end then sees the abort that follows.
     ("server", "slow, the client's close timed out"): LOST,
 }
-
-
-def rss_kib():
-    """RSS once glibc has given its free memory back (malloc_trim)."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def open_fds():
-    return len(os.listdir("/proc/self/fd"))
-
-
-class Violation(Exception):
-    """A broken promise: the run fails."""
 
 
 class Client:
@@ -236,24 +214,6 @@ class Soak:
             c.closing = True
             if os.environ.get("SOAK_DEBUG"):
                 exc.add_note(self.dump(c))
-            if False:
-                t = writer.transport
-                exc.add_note(f"client {c.id} {c.version} rekeys {c.rekeys} "
-                             f"pending {conn.pending_write} stats "
-                             f"{conn.stats} sent_cn {t._sent_close_notify} "
-                             f"blocked {t._blocked} peer_closed "
-                             f"{t._peer_closed} state {t._state}")
-                sw = c.server_writer
-                if sw is not None:
-                    st = sw.transport
-                    sc = sw.get_extra_info("retls")
-                    exc.add_note(f"server: phase {c.server_phase} state "
-                                 f"{st._state} sent_cn "
-                                 f"{st._sent_close_notify} peer_closed "
-                                 f"{st._peer_closed} blocked {st._blocked} "
-                                 f"paused {st._reading_paused} pending "
-                                 f"{sc.pending_write} stats {sc.stats} "
-                                 f"bio_pending {sc.bio_pending}")
             if os.environ.get("SOAK_DEBUG"):
                 exc.add_note(f"client transport exc: "
                              f"{writer.transport._exc!r}")
