@@ -261,6 +261,7 @@ def main():
     runner = Runner(args, tmp)
     # results[(row, work)] = list of (writes/s, raw C writes/s) or a reason
     results, failed = {}, {}
+    by_rep = {}   # by_rep[(row, work)][repetition] = writes/s
     try:
         for rep in range(args.runs):
             print(f"run {rep + 1}/{args.runs} ...", file=sys.stderr)
@@ -284,6 +285,7 @@ def main():
                         failed[key] = "raw C failed"
                         continue
                     results.setdefault(key, []).append((wps, base))
+                    by_rep.setdefault(key, {})[rep] = wps
         extra = run_extras(runner, n_conns, n_cycles)
         retry = []
         for _ in range(args.runs):
@@ -301,6 +303,7 @@ def main():
     print_table(rows, works, results, failed, retry, speed, extra, args,
                 runner.wall_clock)
     print_alt(alt, args)
+    print_targets(by_rep, retry, extra, alt)
     return 0
 
 
@@ -355,6 +358,63 @@ def print_alt(alt, args):
         else:
             print(f"  {kind} {size_name(size)}: {statistics.median(v):.2f}x "
                   f"[{min(v):.2f}-{max(v):.2f}]")
+
+
+# Issue 9's and 14's targets: (row, peer row or None for raw C, work, at
+# least).  Each is checked on ratios measured in the same repetition (the
+# two processes ran one after the other, seconds apart), never on medians
+# of writes/s taken from different moments.
+TARGETS = [
+    ("retls Python", "CPython ssl", ("mem", 64), 1.25),
+    ("retls Python", "CPython ssl", ("mem", 1024), 1.25),
+    ("retls Python", None, ("mem", 16384), 0.97),
+    ("retls Python", None, ("mem", 262144), 0.97),
+    ("retls Python", "CPython ssl", ("sock", 64), 1.0),
+    ("retls Python", "CPython ssl", ("sock", 16384), 1.0),
+    ("retls Lua 5.4", None, ("mem", 64), 0.85),
+    ("retls Lua 5.4", "LuaSec (Lua 5.4)", ("sock", 64), 1.2),
+    ("retls Lua 5.4", "LuaSec (Lua 5.4)", ("sock", 16384), 1.2),
+    ("Copas + retls (LuaJIT)", "Copas + LuaSec (LuaJIT)", ("sock", 64), 1.2),
+    ("Copas + retls (LuaJIT)", "Copas + LuaSec (LuaJIT)", ("sock", 16384),
+     1.2),
+]
+
+
+def print_targets(by_rep, retry, extra, alt):
+    """One line per target: the median of the same-repetition ratios,
+    their range, and whether the median reaches the target."""
+    print()
+    print("Targets (issues 9 and 14), each the median of ratios measured "
+          "in the same repetition [min-max]:")
+
+    def line(what, ratios, want, note=""):
+        if not ratios:
+            print(f"  {what}: not measured")
+            return
+        med = statistics.median(ratios)
+        verdict = "met" if med >= want else "NOT met"
+        print(f"  {what}: {med:.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]"
+              f" (target {want:g}x): {verdict}{note}")
+
+    for row, peer, work, want in TARGETS:
+        mine = by_rep.get((row, work), {})
+        base = by_rep.get((peer or "raw C (SSL_write_ex)", work), {})
+        ratios = [mine[r] / base[r] for r in mine if r in base]
+        wl = f"{work[0]} {size_name(work[1])}"
+        line(f"{row} vs {peer or 'raw C'}, {wl}", ratios, want)
+        if peer == "CPython ssl" and isinstance(alt.get(work), list):
+            line(f"{row} vs {peer}, {wl}, alternating in one process",
+                 alt[work], want)
+    line("retls C API retry vs raw C retry loop",
+         [r["retls"]["writes"] / r["retls"]["cpu_seconds"] /
+          (r["raw"]["writes"] / r["raw"]["cpu_seconds"]) for r in retry],
+         0.90)
+    for kind in ("mem", "sock"):
+        mine, theirs = extra.get(("retls", kind)), extra.get(("ssl", kind))
+        if isinstance(mine, float) and isinstance(theirs, float):
+            print(f"  footprint, {kind}: retls {mine:.1f} KiB vs CPython ssl "
+                  f"{theirs:.1f} KiB per connection (target: no more): "
+                  f"{'met' if mine <= theirs else 'NOT met'}")
 
 
 def run_extras(runner, n_conns, n_cycles):
