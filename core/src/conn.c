@@ -416,14 +416,9 @@ const char *retls_conn_last_error(const retls_conn *conn) {
   return conn ? conn->detail : "no connection (NULL)";
 }
 
-/* A finished handshake.  A fatal error puts OpenSSL's state machine back
- * "in init" (OpenSSL 3 treats a bare EOF that way too) without touching
- * its handshake state, which stays TLS_ST_OK: a connection that failed
- * after its handshake still answers what was negotiated. */
 static int has_session(const retls_conn *conn) {
   return conn != NULL && conn->ssl != NULL &&
-         (SSL_is_init_finished(conn->ssl) ||
-          SSL_get_state(conn->ssl) == TLS_ST_OK);
+         retls__handshake_done(conn->ssl);
 }
 
 const char *retls_conn_version(const retls_conn *conn) {

@@ -167,6 +167,16 @@ int retls__early_settle(retls_conn *conn);
 /* session.c */
 int retls__session_new_cb(SSL *ssl, SSL_SESSION *sess);
 
+/* The handshake has completed (for the facts of the session: version,
+ * cipher, resumption, early data).  A fatal error puts OpenSSL's state
+ * machine back "in init" (OpenSSL 3 treats a bare EOF that way too)
+ * without touching its handshake state, which stays TLS_ST_OK: a
+ * connection that failed after its handshake still answers what was
+ * negotiated. */
+static inline int retls__handshake_done(const SSL *ssl) {
+  return SSL_is_init_finished(ssl) || SSL_get_state(ssl) == TLS_ST_OK;
+}
+
 /* Empty this thread's OpenSSL error queue before an SSL_* I/O call, so a
  * stale error never decides SSL_get_error()'s answer.  The queue is empty
  * nearly always, and ERR_clear_error() resets all 16 of its slots anyway:

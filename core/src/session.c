@@ -229,18 +229,17 @@ int retls_conn_set_session(retls_conn *conn, retls_session *session) {
 
 int retls_conn_session_reused(const retls_conn *conn) {
   return conn != NULL && conn->ssl != NULL &&
-         SSL_is_init_finished(conn->ssl) && SSL_session_reused(conn->ssl);
+         retls__handshake_done(conn->ssl) && SSL_session_reused(conn->ssl);
 }
 
 int retls_conn_early_data_status(const retls_conn *conn) {
   if (conn == NULL || conn->ssl == NULL)
     return RETLS_EARLY_NOT_SENT;
-  /* Settled by a completed handshake (write.c).  A later failure puts
-   * OpenSSL back "in init", which must not turn a known rejection, whose
-   * bytes early_data_rejected_bytes() still hands back, into PENDING. */
+  /* Settled by a completed handshake (write.c), which a later failure
+   * does not undo (retls__handshake_done). */
   if (conn->early_rejected)
     return RETLS_EARLY_REJECTED;
-  if (!SSL_is_init_finished(conn->ssl))
+  if (!retls__handshake_done(conn->ssl))
     return RETLS_EARLY_PENDING;
   switch (SSL_get_early_data_status(conn->ssl)) {
   case SSL_EARLY_DATA_ACCEPTED:

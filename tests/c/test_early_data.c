@@ -140,6 +140,14 @@ static void early_case(int server_early, int read_early, int replay,
     CHECK(buf_is(&early, "GET /early\nmore\n"));
     CHECK(buf_is(&rest, "after\n"));
     CHECK(st.early_replayed == 0 && rej == NULL);
+    /* A failure after the handshake does not undo the outcome (OpenSSL
+     * goes back "in init" on it; retls__handshake_done). */
+    retls_conn_free(s);
+    s = NULL;
+    CHECK(retls_conn_read(&n, c, b, sizeof(b)) == RETLS_EOF);
+    CHECK(retls_conn_early_data_status(c) == RETLS_EARLY_ACCEPTED);
+    CHECK(retls_conn_session_reused(c));
+    CHECK(strcmp(retls_conn_version(c), "TLSv1.3") == 0);
   } else if (replay) {
     CHECK(early.len == 0);
     CHECK(buf_is(&rest, "GET /early\nmore\nafter\n"));
