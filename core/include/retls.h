@@ -629,7 +629,7 @@ typedef enum {
 } retls_early_status;
 
 /** The early-data outcome, from either end, once the handshake is done
- *  (a rejection stays RETLS_EARLY_REJECTED if the connection fails later). */
+ *  (the outcome stays the same if the connection fails later). */
 int retls_conn_early_data_status(const retls_conn *conn);
 
 /**
