@@ -209,6 +209,8 @@ class Context:
         # option raises ArgumentError naming it.
         if early_data is not None:
             c.set_early_data(_count(early_data, "early_data", 2**32 - 1))
+        # retls.aio servers start with read_early() when this is > 0.
+        self._early_data = early_data or 0
         if early_data_replay is not None:
             c.set_early_data_replay(bool(early_data_replay))
         if tickets is not None:

@@ -23,6 +23,14 @@ The first write of a loop turn goes to the socket transport at once; the
 ciphertext of the turn's later writes is handed over together at the end
 of that turn (or as soon as 32 KiB are waiting): one send(2) for many
 small writes instead of one each.
+
+Resumption and 0-RTT, as in the synchronous API: session= on
+open_connection/create_connection/start_tls resumes a retls.Session;
+early_data= (open_connection/create_connection) sends TLS 1.3 early data
+with the ClientHello, replayed as ordinary data if the server rejects it
+(Context early_data_replay); get_extra_info("session"),
+("session_reused") and ("early_data_status") tell the rest.  A
+start_server context with early_data=N accepts 0-RTT.
 """
 
 from __future__ import annotations
@@ -32,8 +40,8 @@ import logging
 from typing import (Any, Callable, Dict, Iterable, List, Optional,
                     Tuple, Union)
 
-from . import (ArgumentError, Closed, Connection, Context, Error, TimeoutError,
-               WantIO, WantRead, WantWrite, ZeroReturn)
+from . import (ArgumentError, Closed, Connection, Context, Error, Session,
+               TimeoutError, WantIO, WantRead, WantWrite, ZeroReturn)
 
 __all__ = ["open_connection", "start_server", "start_tls",
            "create_connection", "TLSTransport"]
@@ -58,12 +66,25 @@ _READ_SIZE = 16 * 1024
 _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 
 
-def _new_conn(ctx: Context, server_hostname: Optional[str]) -> Connection:
+def _new_conn(ctx: Context, server_hostname: Optional[str],
+              session: Optional[Session] = None,
+              early_data: Optional[_Buffer] = None) -> Connection:
     """A memory-mode connection whose outgoing buffer grows as needed (as
     ssl.MemoryBIO does): the transport drains it into the socket
-    transport, so a write never waits on its size."""
-    return Connection(ctx, None, server_hostname=server_hostname,
-                      capacity=None)
+    transport, so a write never waits on its size.  With early_data, the
+    ClientHello and the early data wait in it until the socket connects
+    (and the errors of write_early() are raised before it does)."""
+    conn = Connection(ctx, None, server_hostname=server_hostname,
+                      session=session, capacity=None)
+    if early_data is not None:
+        try:
+            conn.write_early(early_data)
+        except WantIO:
+            pass   # the connection keeps a copy; the handshake finishes it
+        except BaseException:
+            conn.close(discard=True)
+            raise
+    return conn
 
 
 class _Plain(asyncio.Protocol):
@@ -110,7 +131,8 @@ class TLSTransport(asyncio.Transport):
         "_server_side", "_state", "_plain", "_exc", "_timer", "_lost",
         "_blocked", "_queue", "_queued", "_unpushed", "_push_scheduled",
         "_plain_size", "_high", "_low", "_app_paused", "_reading_paused",
-        "_peer_closed", "_sent_close_notify", "_plain_eof", "_made")
+        "_peer_closed", "_sent_close_notify", "_plain_eof", "_made",
+        "_early")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, conn: Connection,
                  protocol: asyncio.BaseProtocol,
@@ -154,6 +176,12 @@ class TLSTransport(asyncio.Transport):
         self._plain_eof = False          # no more writes to the socket
         self._made = False               # protocol.connection_made called
         self._extra: Dict[str, Any] = {}
+        # A server whose context accepts 0-RTT reads early data first
+        # (read_early() must be the connection's first call); it goes to
+        # the protocol right after connection_made, before any other data.
+        early: int = getattr(conn.context, "_early_data", 0)
+        self._early: Optional[List[bytes]] = (
+            [] if server_side and early > 0 else None)
 
     # ---- the plain transport's events -------------------------------------
 
@@ -229,6 +257,24 @@ class TLSTransport(asyncio.Transport):
     # ---- handshake ------------------------------------------------------
 
     def _do_handshake(self) -> None:
+        early = self._early
+        if early is not None:
+            read_early = self._c.read_early
+            while True:
+                try:
+                    chunk = read_early(_READ_SIZE)
+                except WantWrite:
+                    self._push()
+                    continue
+                except WantRead:
+                    self._push()
+                    return
+                except Exception as exc:
+                    self._handshake_failed(exc)
+                    return
+                if not chunk:
+                    break      # the early data has ended (or there was none)
+                early.append(chunk)
         while True:
             try:
                 self._c.handshake()
@@ -249,7 +295,12 @@ class TLSTransport(asyncio.Transport):
         conn = self._conn
         self._extra = {"version": conn.version, "cipher": conn.cipher,
                        "alpn_protocol": conn.alpn_protocol,
-                       "peer_certificate": conn.peer_certificate}
+                       "peer_certificate": conn.peer_certificate,
+                       # settled by the handshake; kept after close
+                       "session_reused": conn.session_reused,
+                       "early_data_status": conn.early_data_status,
+                       "early_data_rejected_bytes":
+                           conn.early_data_rejected_bytes}
         try:
             self._protocol.connection_made(self)
         except Exception as exc:
@@ -257,6 +308,11 @@ class TLSTransport(asyncio.Transport):
             self._wake(exc)
             return
         self._wake(None)
+        self._early = None
+        if early and self._state == _OPEN:
+            # The stream's first bytes, exactly once, before the rest.
+            self._protocol.data_received(  # type: ignore[attr-defined]
+                b"".join(early))
         self._do_read()
 
     def _handshake_failed(self, exc: BaseException) -> None:
@@ -707,10 +763,22 @@ class TLSTransport(asyncio.Transport):
             self._timer = None
 
     def _release(self) -> None:
+        self._keep_session()
         try:
             self._conn.close(discard=True)
         except Error:
             pass
+
+    def _keep_session(self) -> Optional[Session]:
+        """The client's newest session, also kept for get_extra_info()
+        after the connection is gone."""
+        try:
+            session = self._conn.session
+        except Error:           # closed or failed: the last one seen
+            return self._extra.get("session")
+        if session is not None:
+            self._extra["session"] = session
+        return self._extra.get("session")
 
     def _why(self) -> str:
         return f" ({self._exc})" if self._exc is not None else ""
@@ -741,10 +809,32 @@ class TLSTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """"retls" (the retls.Connection), "version", "cipher",
         "alpn_protocol", "peer_certificate" (DER or None); anything else
-        ("peername", "sockname", "socket") from the socket transport."""
+        ("peername", "sockname", "socket") from the socket transport.
+
+        Sessions and 0-RTT (kept after the connection closed):
+        "session": a client's newest resumable retls.Session, for
+        session= of a later connection, or None (always None on a
+        server).  TLS 1.3 servers send their tickets after the handshake;
+        the transport reads them by itself as they arrive (not while
+        reading is paused), so the session is there once the server's
+        first data has arrived (OpenSSL servers send the tickets before
+        it); with a server that sends nothing, poll (bounded) until it is
+        not None.  "session_reused" (bool), "early_data_status"
+        ("accepted", "rejected" or "not_sent", both sides),
+        "early_data_rejected_bytes" (clients whose context has
+        early_data_replay=False: the rejected early data, not resent)."""
         conn = self._conn
         if name == "retls":
             return conn
+        if name == "session":
+            session = (self._keep_session()
+                       if self._state in (_OPEN, _CLOSING)
+                       else self._extra.get("session"))
+            return default if session is None else session
+        if name in ("session_reused", "early_data_status",
+                    "early_data_rejected_bytes"):
+            value = self._extra.get(name)
+            return default if value is None else value
         if name in ("version", "cipher", "alpn_protocol", "peer_certificate"):
             value = self._extra.get(name)
             if self._state in (_OPEN, _CLOSING):
@@ -798,25 +888,72 @@ def _check_timeout(value: Any) -> float:
     return float(value)
 
 
+def _check_session(session: Any, early_data: Any,
+                   server_side: bool = False) -> Optional[_Buffer]:
+    """session= and early_data= of a client; returns early_data."""
+    if session is not None and not isinstance(session, Session):
+        raise TypeError(f"session must be a retls.Session or None, not "
+                        f"{type(session).__name__!r} (for bytes use "
+                        f"retls.Session.from_bytes())")
+    if server_side and session is not None:
+        raise ArgumentError(
+            "session= is for clients (server_side=False); a server resumes "
+            "the sessions its context issued by itself")
+    if early_data is None:
+        return None
+    if isinstance(early_data, str):
+        raise TypeError("early_data must be bytes-like (bytes, bytearray, "
+                        "memoryview), not 'str'; encode text first, e.g. "
+                        "s.encode()")
+    try:
+        memoryview(early_data).release()
+    except TypeError:
+        raise TypeError(f"early_data must be bytes-like (bytes, bytearray, "
+                        f"memoryview) or None, not "
+                        f"{type(early_data).__name__!r}") from None
+    if session is None:
+        raise ArgumentError(
+            "early_data= needs session=: 0-RTT data rides on a resumed TLS "
+            "1.3 session whose server allows early data (the "
+            "get_extra_info('session') of an earlier connection, with "
+            "session.max_early_data > 0); without one, write() it after "
+            "the handshake")
+    return early_data  # type: ignore[no-any-return]
+
+
 # ---- the API -----------------------------------------------------------------
 
 async def create_connection(
         protocol_factory: Callable[[], asyncio.BaseProtocol], host: str,
         port: int, *, ctx: Optional[Context] = None,
         server_hostname: Optional[str] = None,
-        handshake_timeout: float = 60.0
+        handshake_timeout: float = 60.0, session: Optional[Session] = None,
+        early_data: Optional[_Buffer] = None
 ) -> Tuple[TLSTransport, asyncio.BaseProtocol]:
     """Connect to host:port and run the TLS handshake; returns (transport,
     protocol) once it is done, like loop.create_connection(ssl=...).
     ctx defaults to a verifying client retls.Context, server_hostname
     (verified, and sent as SNI) to host.  Handshake failures raise the
     same retls exceptions as the synchronous API; a handshake longer than
-    handshake_timeout raises retls.TimeoutError (a TimeoutError)."""
+    handshake_timeout raises retls.TimeoutError (a TimeoutError).
+
+    session: a retls.Session to resume (get_extra_info("session") of an
+    earlier connection, or retls.Session.from_bytes()); a server that
+    does not know it gives a full handshake (get_extra_info(
+    "session_reused") is False).  early_data: bytes sent as TLS 1.3 0-RTT
+    data with the ClientHello (Connection.write_early(): needs a session
+    with max_early_data > 0, ArgumentError otherwise, raised before
+    connecting).  If the server rejects them they are sent again as
+    ordinary data right after the handshake, once, before any write()
+    (Context early_data_replay; with False they are not resent and
+    get_extra_info("early_data_rejected_bytes") hands them back).
+    get_extra_info("early_data_status") says "accepted" or "rejected"."""
     loop = asyncio.get_running_loop()
     ctx = _client_ctx(ctx)
     timeout = _check_timeout(handshake_timeout)
+    early_data = _check_session(session, early_data)
     conn = _new_conn(ctx, host if server_hostname is None
-                     else server_hostname)
+                     else server_hostname, session, early_data)
     waiter: "asyncio.Future[None]" = loop.create_future()
     protocol = protocol_factory()
     tls = TLSTransport(loop, conn, protocol, waiter, timeout, False)
@@ -832,16 +969,22 @@ async def create_connection(
 async def open_connection(
         host: str, port: int, *, ctx: Optional[Context] = None,
         server_hostname: Optional[str] = None,
-        handshake_timeout: float = 60.0, limit: int = 2**16
+        handshake_timeout: float = 60.0, limit: int = 2**16,
+        session: Optional[Session] = None,
+        early_data: Optional[_Buffer] = None
 ) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """asyncio.open_connection over retls: asyncio's own StreamReader and
-    StreamWriter, returned after the handshake."""
+    StreamWriter, returned after the handshake.  session= and
+    early_data= (0-RTT) as in create_connection(); the writer's
+    get_extra_info() gives "session", "session_reused" and
+    "early_data_status"."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     transport, _ = await create_connection(
         lambda: protocol, host, port, ctx=ctx,
-        server_hostname=server_hostname, handshake_timeout=handshake_timeout)
+        server_hostname=server_hostname, handshake_timeout=handshake_timeout,
+        session=session, early_data=early_data)
     writer = asyncio.StreamWriter(transport, protocol, reader, loop)
     return reader, writer
 
@@ -857,7 +1000,13 @@ async def start_server(
     """asyncio.start_server over retls: client_connected_cb(reader, writer)
     runs for each client once its handshake is done.  A client whose
     handshake fails or times out is closed and logged (logger
-    "retls.aio", level INFO); the others go on."""
+    "retls.aio", level INFO); the others go on.
+
+    A context with early_data=N accepts TLS 1.3 0-RTT: the early data is
+    the stream's first bytes, delivered once the handshake is done and
+    before the rest (get_extra_info("early_data_status") == "accepted";
+    the connection's stats["early_bytes"] counts them).  Early data can
+    be replayed by an attacker: act on it only if that is harmless."""
     loop = asyncio.get_running_loop()
     _check_ctx(ctx, "server")
     timeout = _check_timeout(handshake_timeout)
@@ -875,19 +1024,23 @@ async def start_server(
 async def start_tls(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         ctx: Context, *, server_hostname: Optional[str] = None,
-        server_side: bool = False, handshake_timeout: float = 60.0
+        server_side: bool = False, handshake_timeout: float = 60.0,
+        session: Optional[Session] = None
 ) -> Tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Upgrade a plain stream connection (STARTTLS) and return new streams
     over TLS; the old ones must not be used any more.  Bytes the old
     reader had already received and not handed out (a ClientHello sent
-    right behind the STARTTLS line) go to the TLS connection."""
+    right behind the STARTTLS line) go to the TLS connection.  session:
+    a client resumes it (as in create_connection(); ArgumentError with
+    server_side=True)."""
     loop = asyncio.get_running_loop()
     _check_ctx(ctx, "server" if server_side else "client")
     timeout = _check_timeout(handshake_timeout)
+    _check_session(session, None, server_side)
     plain = writer.transport
     if plain.is_closing():
         raise Closed("start_tls: the plain connection is closing")
-    conn = _new_conn(ctx, None if server_side else server_hostname)
+    conn = _new_conn(ctx, None if server_side else server_hostname, session)
     old: Any = reader
     leftover = bytes(old._buffer)
     old._buffer.clear()
