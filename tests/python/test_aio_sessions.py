@@ -10,6 +10,7 @@ them), and the early-data outcome on both ends.  Mirrors
 test_sessions.py and test_early_data.py for the synchronous API.
 """
 import asyncio
+import logging
 import socket
 
 import pytest
@@ -53,8 +54,8 @@ class EchoServer:
     returned, early_data_status, session_reused and the connection's
     early_bytes counter."""
 
-    def __init__(self, ctx):
-        self.ctx = ctx
+    def __init__(self, ctx, **kw):
+        self.ctx, self.kw = ctx, kw
         self.results = asyncio.Queue()
 
     async def handler(self, reader, writer):
@@ -78,7 +79,8 @@ class EchoServer:
             writer.close()
 
     async def __aenter__(self):
-        self.srv = await aio.start_server(self.handler, HOST, 0, ctx=self.ctx)
+        self.srv = await aio.start_server(self.handler, HOST, 0, ctx=self.ctx,
+                                          **self.kw)
         self.port = self.srv.sockets[0].getsockname()[1]
         return self
 
@@ -421,3 +423,57 @@ def test_bad_session_and_early_data_arguments(pki, run):
         run(main())
     finally:
         lsock.close()
+
+
+
+def test_early_data_server_survives_misbehaving_clients(pki, run, caplog):
+    """A server reading 0-RTT (read_early first): garbage, half a hello
+    and a silent client (both time out), and one that sends its
+    ClientHello with early data and vanishes after the server's answer,
+    are each closed and logged; the
+    vanished client's early data reaches no handler; a good 0-RTT client
+    is served meanwhile."""
+    caplog.set_level(logging.INFO, logger="retls.aio")
+    ctx = cctx(pki)
+
+    async def raw(port, payload=b""):
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(payload)
+        await reader.read()                  # until the server closes
+        writer.close()
+
+    async def vanish(port, session):
+        conn = retls.Connection(ctx, None, server_hostname="localhost",
+                                session=session)
+        conn.write_early(b"never delivered")
+        reader, writer = await asyncio.open_connection(HOST, port)
+        writer.write(conn.bio_read())
+        assert await reader.read(1)          # the server's flight
+        writer.transport.abort()
+
+    async def good(port, session):
+        return await echo_round(port, ctx, LATE, session=session,
+                                early_data=EARLY)
+
+    async def main():
+        async with EchoServer(sctx(pki, early_data=1024),
+                              handshake_timeout=1.5) as srv:
+            one = await first_session(srv, ctx)
+            two = await first_session(srv, ctx)
+            results = await asyncio.gather(
+                raw(srv.port, b"GET / HTTP/1.0\r\n\r\n" * 10),  # garbage
+                raw(srv.port, b"\x16\x03\x01\x02\x00\x01"),    # half a hello
+                raw(srv.port),                                   # silent too
+                vanish(srv.port, one),
+                good(srv.port, two))
+            w = results[-1]
+            assert w.get_extra_info("early_data_status") == "accepted"
+            got = await srv.result()
+            assert (got["data"], got["early_data_status"]) == (
+                EARLY + LATE, "accepted")
+            assert srv.results.empty()         # nothing from the others
+    run(main())
+    text = caplog.text
+    assert "SSLError: read_early: http request" in text          # garbage
+    assert text.count("TimeoutError: handshake: not finished") == 2  # silent
+    assert "EOFError" in text                                    # vanished
