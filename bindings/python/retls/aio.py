@@ -65,6 +65,12 @@ _READ_SIZE = 16 * 1024
 
 _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 
+# get_extra_info() keys settled by the handshake, with the values of a
+# connection that resumed nothing and sent no early data.
+_SETTLED: Dict[str, Any] = {"session_reused": False,
+                            "early_data_status": "not_sent",
+                            "early_data_rejected_bytes": b""}
+
 
 def _new_conn(ctx: Context, server_hostname: Optional[str],
               session: Optional[Session] = None,
@@ -293,14 +299,22 @@ class TLSTransport(asyncio.Transport):
         self._made = True
         self._push()
         conn = self._conn
-        self._extra = {"version": conn.version, "cipher": conn.cipher,
-                       "alpn_protocol": conn.alpn_protocol,
-                       "peer_certificate": conn.peer_certificate,
-                       # settled by the handshake; kept after close
-                       "session_reused": conn.session_reused,
-                       "early_data_status": conn.early_data_status,
-                       "early_data_rejected_bytes":
-                           conn.early_data_rejected_bytes}
+        extra: Dict[str, Any] = {
+            "version": conn.version, "cipher": conn.cipher,
+            "alpn_protocol": conn.alpn_protocol,
+            "peer_certificate": conn.peer_certificate}
+        # Settled by the handshake and kept after close; only what differs
+        # from _SETTLED's defaults, so that a server's many connections
+        # without resumption keep the small dict.
+        if conn.session_reused:
+            extra["session_reused"] = True
+        status = conn.early_data_status
+        if status != "not_sent":
+            extra["early_data_status"] = status
+            if status == "rejected":
+                extra["early_data_rejected_bytes"] = \
+                    conn.early_data_rejected_bytes
+        self._extra = extra
         try:
             self._protocol.connection_made(self)
         except Exception as exc:
@@ -831,10 +845,10 @@ class TLSTransport(asyncio.Transport):
                        if self._state in (_OPEN, _CLOSING)
                        else self._extra.get("session"))
             return default if session is None else session
-        if name in ("session_reused", "early_data_status",
-                    "early_data_rejected_bytes"):
-            value = self._extra.get(name)
-            return default if value is None else value
+        if name in _SETTLED:
+            if not self._made:
+                return default
+            return self._extra.get(name, _SETTLED[name])
         if name in ("version", "cipher", "alpn_protocol", "peer_certificate"):
             value = self._extra.get(name)
             if self._state in (_OPEN, _CLOSING):
