@@ -716,6 +716,71 @@ int retls_conn_fileno(const retls_conn *conn);
 /** Non-zero once the handshake has completed. */
 int retls_conn_is_established(const retls_conn *conn);
 
+/* ------------------------------------------------------------------------ */
+/* Handshake facts for channel binding and inspection (LuaSec's methods)    */
+/* ------------------------------------------------------------------------ */
+
+/** Longest Finished message (EVP_MAX_MD_SIZE): a buffer of this size always
+ *  holds retls_conn_finished()'s output. */
+#define RETLS_FINISHED_MAX 64
+
+/**
+ * The last Finished message this end sent (peer == 0) or received from
+ * the peer (peer != 0), for channel binding (tls-unique in TLS 1.2): one
+ * end's sent message is the other end's received one.
+ *
+ * @param[out] out  bytes copied to buf (at most len; RETLS_FINISHED_MAX
+ *                  always suffices); 0 when none was exchanged yet
+ * @return RETLS_OK, RETLS_CLOSED after close, RETLS_BAD_ARG for NULLs
+ */
+int retls_conn_finished(size_t *out, retls_conn *conn, void *buf, size_t len,
+                        int peer);
+
+/**
+ * Keying material from the TLS exporter (RFC 5705, RFC 8446 section 7.5),
+ * the same on both ends for the same label, length and context.  context
+ * NULL means "no context", which TLS 1.2 tells apart from an empty one.
+ *
+ * @param[out] out  out_len bytes of keying material (1 .. 2^30)
+ * @return RETLS_OK; RETLS_BAD_ARG before the handshake completed, for a
+ *         label OpenSSL refuses (TLS 1.2's reserved ones) and for NULLs;
+ *         RETLS_CLOSED after close.  Nothing is exchanged with the peer.
+ */
+int retls_conn_export_keying_material(void *out, size_t out_len,
+                                      retls_conn *conn, const char *label,
+                                      size_t label_len, const void *context,
+                                      size_t context_len);
+
+/**
+ * The certificate at position index of a chain, in DER: the peer's
+ * (local == 0) or this end's own (local != 0).  Index 0 is the end's own
+ * certificate, then the chain certificates it sent, on both roles (OpenSSL
+ * leaves the peer's own certificate out of a server's view of the chain;
+ * this does not).  *out points into the connection and stays valid until
+ * the next retls_conn_chain_certificate() call on it or close.
+ *
+ * @return RETLS_OK, with *out = NULL and *out_len = 0 past the end (or
+ *         when the end sent none); RETLS_CLOSED after close.
+ */
+int retls_conn_chain_certificate(const unsigned char **out, size_t *out_len,
+                                 retls_conn *conn, int local, size_t index);
+
+/** The SNI host name: on servers the one the client sent, on clients the
+ *  one sent (none for an IP address).  NULL when there is none or after
+ *  close; valid until close. */
+const char *retls_conn_server_name(const retls_conn *conn);
+
+/**
+ * The negotiated cipher: OpenSSL's description line (SSL_CIPHER_description:
+ * name, version, Kx=, Au=, Enc=, Mac=) into buf, its secret bits into
+ * *out and the algorithm's bits into *out_alg_bits.
+ *
+ * @return RETLS_OK; RETLS_BAD_ARG before the handshake completed or with
+ *         len < 128 (OpenSSL's minimum); RETLS_CLOSED after close.
+ */
+int retls_conn_cipher_info(int *out, int *out_alg_bits, retls_conn *conn,
+                           char *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

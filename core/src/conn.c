@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -321,6 +322,9 @@ int retls_conn_close(retls_conn *conn, int flags) {
   OPENSSL_free(conn->peer_der);
   conn->peer_der = NULL;
   conn->peer_der_len = 0;
+  OPENSSL_free(conn->chain_der);
+  conn->chain_der = NULL;
+  conn->chain_der_len = 0;
   retls_ctx_free(conn->ctx);
   conn->ctx = NULL;
   conn->want = RETLS_OK;
@@ -496,4 +500,136 @@ int retls_conn_fileno(const retls_conn *conn) {
 
 int retls_conn_is_established(const retls_conn *conn) {
   return has_session(conn);
+}
+
+/* ---- handshake facts (LuaSec's getfinished, exportkeyingmaterial, ...) -- */
+
+int retls_conn_finished(size_t *out, retls_conn *conn, void *buf, size_t len,
+                        int peer) {
+  if (out == NULL || conn == NULL || (buf == NULL && len > 0))
+    return RETLS_BAD_ARG;
+  *out = 0;
+  /* A failed connection still knows the messages of its last completed
+   * handshake; a closed one has no SSL object any more. */
+  if (conn->state == RETLS__CLOSED)
+    return retls__check_usable(conn);
+  *out = peer ? SSL_get_peer_finished(conn->ssl, buf, len)
+              : SSL_get_finished(conn->ssl, buf, len);
+  if (*out > len)
+    *out = len; /* OpenSSL returns the full size and copies what fits */
+  return RETLS_OK;
+}
+
+int retls_conn_export_keying_material(void *out, size_t out_len,
+                                      retls_conn *conn, const char *label,
+                                      size_t label_len, const void *context,
+                                      size_t context_len) {
+  int status;
+  if (out == NULL || conn == NULL || (label == NULL && label_len > 0))
+    return RETLS_BAD_ARG;
+  if ((status = check_established(conn, "export_keying_material")) !=
+      RETLS_OK)
+    return status;
+  if (out_len == 0 || out_len > (1u << 30))
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "export_keying_material: length must be 1 to "
+                            "2^30 bytes, got %zu",
+                            out_len);
+  ERR_clear_error();
+  if (SSL_export_keying_material(conn->ssl, out, out_len,
+                                 label != NULL ? label : "", label_len,
+                                 context, context_len, context != NULL) != 1) {
+    /* In TLS 1.2 the labels of the key schedule itself ("master secret",
+     * "key expansion", ...) are refused: the exporter must never hand out
+     * the connection's own keys. */
+    unsigned long e = ERR_peek_last_error();
+    const char *why = e != 0 ? ERR_reason_error_string(e) : NULL;
+    ERR_clear_error();
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "export_keying_material: OpenSSL refused the "
+                            "label '%.*s' (%s)",
+                            (int)(label_len > 64 ? 64 : label_len),
+                            label != NULL ? label : "",
+                            why != NULL ? why : "no reason given");
+  }
+  return RETLS_OK;
+}
+
+int retls_conn_chain_certificate(const unsigned char **out, size_t *out_len,
+                                 retls_conn *conn, int local, size_t index) {
+  X509 *x = NULL;
+  STACK_OF(X509) *chain = NULL;
+  unsigned char *der = NULL;
+  int n;
+  if (out == NULL || out_len == NULL || conn == NULL)
+    return RETLS_BAD_ARG;
+  *out = NULL;
+  *out_len = 0;
+  if (conn->state == RETLS__CLOSED)
+    return retls__check_usable(conn);
+  if (local) {
+    /* own certificate, then the chain certificates loaded with it
+     * (SSL_CTX_use_certificate_chain_file puts them there) */
+    if (index == 0) {
+      x = SSL_get_certificate(conn->ssl);
+    } else if (SSL_get0_chain_certs(conn->ssl, &chain) == 1 &&
+               chain != NULL && index - 1 < (size_t)sk_X509_num(chain)) {
+      x = sk_X509_value(chain, (int)(index - 1));
+    }
+  } else {
+    /* A client's SSL_get_peer_cert_chain starts with the server's own
+     * certificate; a server's leaves the client's out. */
+    chain = SSL_get_peer_cert_chain(conn->ssl);
+    if (SSL_is_server(conn->ssl)) {
+      if (index == 0)
+        x = SSL_get0_peer_certificate(conn->ssl);
+      else if (chain != NULL && index - 1 < (size_t)sk_X509_num(chain))
+        x = sk_X509_value(chain, (int)(index - 1));
+    } else if (chain != NULL && index < (size_t)sk_X509_num(chain)) {
+      x = sk_X509_value(chain, (int)index);
+    }
+  }
+  if (x == NULL)
+    return RETLS_OK;
+  n = i2d_X509(x, &der);
+  if (n <= 0) {
+    ERR_clear_error();
+    return retls__conn_fail(conn, RETLS_NOMEM, "cannot encode certificate");
+  }
+  OPENSSL_free(conn->chain_der);
+  conn->chain_der = der;
+  conn->chain_der_len = (size_t)n;
+  *out = der;
+  *out_len = (size_t)n;
+  return RETLS_OK;
+}
+
+const char *retls_conn_server_name(const retls_conn *conn) {
+  if (conn == NULL || conn->ssl == NULL)
+    return NULL;
+  return SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+int retls_conn_cipher_info(int *out, int *out_alg_bits, retls_conn *conn,
+                           char *buf, size_t len) {
+  const SSL_CIPHER *cipher;
+  int status, alg = 0;
+  if (out == NULL || out_alg_bits == NULL || conn == NULL || buf == NULL)
+    return RETLS_BAD_ARG;
+  *out = *out_alg_bits = 0;
+  if ((status = check_established(conn, "cipher_info")) != RETLS_OK)
+    return status;
+  if (len < 128 || len > INT_MAX)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "cipher_info: the buffer must hold 128 bytes at "
+                            "least, got %zu",
+                            len);
+  cipher = SSL_get_current_cipher(conn->ssl);
+  if (cipher == NULL)
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "cipher_info: no cipher negotiated");
+  SSL_CIPHER_description(cipher, buf, (int)len);
+  *out = SSL_CIPHER_get_bits(cipher, &alg);
+  *out_alg_bits = alg;
+  return RETLS_OK;
 }

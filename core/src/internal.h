@@ -113,6 +113,8 @@ struct retls_conn {
   char *alpn;           /* NUL-terminated copy of the negotiated ALPN */
   unsigned char *peer_der;
   size_t peer_der_len;
+  unsigned char *chain_der; /* retls_conn_chain_certificate's output */
+  size_t chain_der_len;
   /* The text of the last failure: detail_none ("") until the first
    * message, then a RETLS__DETAIL_MAX buffer of its own (retls__conn_text).
    * Most connections never fail, and an inline buffer was 512 of the
