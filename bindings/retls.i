@@ -1373,7 +1373,14 @@ typedef struct {
   int poll_errno;
   char *rbuf;    /* decrypted bytes receive() read past a line's end */
   size_t rpos, rlen, rcap;
+  /* getstats() / setstats(): LuaSocket's counters are the core's
+   * (bytes_read less what receive() holds read ahead, bytes_written)
+   * plus these offsets, and the age counts from born. */
+  double born;
+  double recv_adj, sent_adj;
 } retls_ls;
+
+static double ls_now(void);
 
 static int ls_gc(lua_State *L) {
   retls_ls *st = (retls_ls *)lua_touserdata(L, 1);
@@ -1413,6 +1420,7 @@ static retls_ls *ls_state(lua_State *L) {
     st = (retls_ls *)lua_newuserdata(L, sizeof(*st));
     memset(st, 0, sizeof(*st));
     st->block = st->total = -1;
+    st->born = ls_now();
     if (luaL_newmetatable(L, RETLS_LS_MT)) {
       lua_pushcfunction(L, ls_gc);
       lua_setfield(L, -2, "__gc");
@@ -1797,6 +1805,203 @@ static int ls_name(lua_State *L, int peer) {
 }
 static int retls_lua_getpeername(lua_State *L) { return ls_name(L, 1); }
 static int retls_lua_getsockname(lua_State *L) { return ls_name(L, 0); }
+
+/* ---- LuaSec's inspection methods ---------------------------------------- */
+/* LuaSec answers these only in its CONNECTED state (handshake done, not
+ * closed) and returns nil, "closed" (getpeerverification: false,
+ * "closed") otherwise; so do these.  None of them touches the socket. */
+static int ls_closed(lua_State *L, int boolean) {
+  if (boolean)
+    lua_pushboolean(L, 0);
+  else
+    lua_pushnil(L);
+  lua_pushliteral(L, "closed");
+  return 2;
+}
+
+/* init(conn): make the LuaSec state now, so getstats()' age counts from
+ * retls.luasec.wrap, as LuaSec's counts from its wrap. */
+static int retls_lua_luasec_init(lua_State *L) {
+  ls_self(L, NULL);
+  ls_state(L);
+  return 0;
+}
+
+/* getfinished() / getpeerfinished() -> the Finished message this end sent
+ * / received (binary) */
+static int ls_finished(lua_State *L, int peer) {
+  retls_conn *conn = ls_self(L, NULL);
+  unsigned char buf[RETLS_FINISHED_MAX];
+  size_t n = 0;
+  if (!retls_conn_is_established(conn))
+    return ls_closed(L, 0);
+  if (retls_conn_finished(&n, conn, buf, sizeof(buf), peer) != RETLS_OK ||
+      n == 0)
+    return 0; /* LuaSec returns nothing when there is none */
+  lua_pushlstring(L, (const char *)buf, n);
+  return 1;
+}
+static int retls_lua_getfinished(lua_State *L) { return ls_finished(L, 0); }
+static int retls_lua_getpeerfinished(lua_State *L) { return ls_finished(L, 1); }
+
+/* exportkeyingmaterial(label, length [, context]) -> bytes | nil, err */
+static int retls_lua_exportkeyingmaterial(lua_State *L) {
+  retls_conn *conn = ls_self(L, NULL);
+  size_t llen = 0, clen = 0;
+  const char *label = luaL_checklstring(L, 2, &llen);
+  lua_Integer olen = luaL_checkinteger(L, 3);
+  const char *context =
+      lua_isnoneornil(L, 4) ? NULL : luaL_checklstring(L, 4, &clen);
+  void *out;
+  int status;
+  if (!retls_conn_is_established(conn))
+    return ls_closed(L, 0);
+  luaL_argcheck(L, olen >= 1 && olen <= (lua_Integer)1 << 30, 3,
+                "length must be 1 to 2^30 bytes");
+  out = lua_newuserdata(L, (size_t)olen); /* freed by the GC */
+  status = retls_conn_export_keying_material(out, (size_t)olen, conn, label,
+                                             llen, context, clen);
+  if (status != RETLS_OK) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "error exporting keying material: %s",
+                    retls_conn_last_error(conn));
+    return 2;
+  }
+  lua_pushlstring(L, (const char *)out, (size_t)olen);
+  return 1;
+}
+
+/* getpeerverification() -> true | false, reason.  LuaSec gives a table of
+ * reasons per chain depth only with verifyext "lsec_continue", which
+ * retls.luasec refuses; without it, OpenSSL's verify text, as here. */
+static int retls_lua_getpeerverification(lua_State *L) {
+  retls_conn *conn = ls_self(L, NULL);
+  if (!retls_conn_is_established(conn))
+    return ls_closed(L, 1);
+  if (retls_conn_verify_result(conn) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_pushstring(L, retls_conn_verify_text(conn));
+  return 2;
+}
+
+/* getpeerchain() / getlocalchain() -> { der, ... }: the end's own
+ * certificate first, then the chain it sent */
+static int ls_chain(lua_State *L, int local) {
+  retls_conn *conn = ls_self(L, NULL);
+  const unsigned char *der;
+  size_t len, i;
+  if (!retls_conn_is_established(conn))
+    return ls_closed(L, 0);
+  lua_newtable(L);
+  for (i = 0;; i++) {
+    if (retls_conn_chain_certificate(&der, &len, conn, local, i) != RETLS_OK ||
+        der == NULL)
+      break;
+    lua_pushlstring(L, (const char *)der, len);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  return 1;
+}
+static int retls_lua_getpeerchain(lua_State *L) { return ls_chain(L, 0); }
+static int retls_lua_getlocalchain(lua_State *L) { return ls_chain(L, 1); }
+
+/* getpeercertificate([n]) / getlocalcertificate([n]) -> the n-th (1:
+ * the end's own) certificate of that chain in DER, or nil */
+static int ls_certificate(lua_State *L, int local) {
+  retls_conn *conn = ls_self(L, NULL);
+  lua_Integer n = luaL_optinteger(L, 2, 1);
+  const unsigned char *der = NULL;
+  size_t len = 0;
+  if (!retls_conn_is_established(conn))
+    return ls_closed(L, 0);
+  if (n < 1) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "invalid certificate index");
+    return 2;
+  }
+  if (retls_conn_chain_certificate(&der, &len, conn, local, (size_t)(n - 1)) ==
+          RETLS_OK &&
+      der != NULL)
+    lua_pushlstring(L, (const char *)der, len);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+static int retls_lua_getpeercertificate(lua_State *L) {
+  return ls_certificate(L, 0);
+}
+static int retls_lua_getlocalcertificate(lua_State *L) {
+  return ls_certificate(L, 1);
+}
+
+/* getsniname() -> the SNI name (servers: what the client asked for), or
+ * nil */
+static int retls_lua_getsniname(lua_State *L) {
+  const char *name = retls_conn_server_name(ls_self(L, NULL));
+  if (name != NULL)
+    lua_pushstring(L, name);
+  else
+    lua_pushnil(L);
+  return 1;
+}
+
+/* cipher_info(conn) -> OpenSSL's description line, secret bits, algorithm
+ * bits; nothing before the handshake (what retls.lua's info() parses, as
+ * LuaSec's ssl.lua parses its core.info()) */
+static int retls_lua_cipher_info(lua_State *L) {
+  retls_conn *conn = ls_self(L, NULL);
+  char desc[256];
+  int bits = 0, alg = 0;
+  if (!retls_conn_is_established(conn) ||
+      retls_conn_cipher_info(&bits, &alg, conn, desc, sizeof(desc)) != RETLS_OK)
+    return 0;
+  lua_pushstring(L, desc);
+  lua_pushinteger(L, bits);
+  lua_pushinteger(L, alg);
+  return 3;
+}
+
+/* getstats() -> received, sent, age: LuaSocket's counters.  received
+ * counts the bytes handed to the caller (by receive(), or read()), not
+ * those receive() holds read ahead; sent the bytes send() (or write())
+ * got acknowledged; age the seconds since the connection was wrapped by
+ * retls.luasec.wrap (other connections: since their first LuaSec
+ * method). */
+static int retls_lua_getstats(lua_State *L) {
+  retls_ls *st;
+  retls_conn *conn = ls_self(L, &st);
+  retls_stats stats;
+  memset(&stats, 0, sizeof(stats));
+  retls_conn_stats(&stats, conn);
+  lua_pushinteger(L, (lua_Integer)((double)stats.bytes_read -
+                                   (double)(st->rlen - st->rpos) +
+                                   st->recv_adj));
+  lua_pushinteger(L, (lua_Integer)((double)stats.bytes_written + st->sent_adj));
+  lua_pushnumber(L, ls_now() - st->born);
+  return 3;
+}
+
+/* setstats([received [, sent [, age]]]) -> 1: LuaSocket's, which copas
+ * and LuaSocket's own code use to carry counters across a re-wrap */
+static int retls_lua_setstats(lua_State *L) {
+  retls_ls *st;
+  retls_conn *conn = ls_self(L, &st);
+  retls_stats stats;
+  memset(&stats, 0, sizeof(stats));
+  retls_conn_stats(&stats, conn);
+  if (lua_isnumber(L, 2))
+    st->recv_adj = lua_tonumber(L, 2) - ((double)stats.bytes_read -
+                                         (double)(st->rlen - st->rpos));
+  if (lua_isnumber(L, 3))
+    st->sent_adj = lua_tonumber(L, 3) - (double)stats.bytes_written;
+  if (lua_isnumber(L, 4))
+    st->born = ls_now() - lua_tonumber(L, 4);
+  lua_pushinteger(L, 1);
+  return 1;
+}
 %}
 %native(luasec_send) int retls_lua_send(lua_State *L);
 %native(luasec_receive) int retls_lua_receive(lua_State *L);
@@ -1806,6 +2011,19 @@ static int retls_lua_getsockname(lua_State *L) { return ls_name(L, 0); }
 %native(luasec_getpeername) int retls_lua_getpeername(lua_State *L);
 %native(luasec_getsockname) int retls_lua_getsockname(lua_State *L);
 %native(luasec_close_notify) int retls_lua_close_notify(lua_State *L);
+%native(luasec_init) int retls_lua_luasec_init(lua_State *L);
+%native(luasec_getfinished) int retls_lua_getfinished(lua_State *L);
+%native(luasec_getpeerfinished) int retls_lua_getpeerfinished(lua_State *L);
+%native(luasec_exportkeyingmaterial) int retls_lua_exportkeyingmaterial(lua_State *L);
+%native(luasec_getpeerverification) int retls_lua_getpeerverification(lua_State *L);
+%native(luasec_getpeerchain) int retls_lua_getpeerchain(lua_State *L);
+%native(luasec_getlocalchain) int retls_lua_getlocalchain(lua_State *L);
+%native(luasec_getpeercertificate) int retls_lua_getpeercertificate(lua_State *L);
+%native(luasec_getlocalcertificate) int retls_lua_getlocalcertificate(lua_State *L);
+%native(luasec_getsniname) int retls_lua_getsniname(lua_State *L);
+%native(luasec_cipher_info) int retls_lua_cipher_info(lua_State *L);
+%native(luasec_getstats) int retls_lua_getstats(lua_State *L);
+%native(luasec_setstats) int retls_lua_setstats(lua_State *L);
 /* ==== end of LUASEC METHODS ============================================== */
 
 #else

@@ -565,10 +565,51 @@ Conn.dohandshake = core.luasec_dohandshake
 Conn.dirty = core.luasec_dirty
 Conn.getpeername = core.luasec_getpeername
 Conn.getsockname = core.luasec_getsockname
+-- LuaSec's inspection methods (bindings/retls.i): nil, "closed" until the
+-- handshake is done, as LuaSec answers outside its CONNECTED state.
+--   getfinished(), getpeerfinished() -> the Finished message sent / received
+--   exportkeyingmaterial(label, length [, context]) -> RFC 5705 / 8446 bytes
+--   getpeerverification() -> true | false, OpenSSL's verify text
+--   getpeerchain(), getlocalchain() -> { DER, ... } (own certificate first)
+--   getpeercertificate([n]), getlocalcertificate([n]) -> DER of the n-th
+--   getsniname() -> the SNI name, or nil
+--   getstats() -> received, sent, age; setstats(received, sent, age) -> 1
+Conn.getfinished = core.luasec_getfinished
+Conn.getpeerfinished = core.luasec_getpeerfinished
+Conn.exportkeyingmaterial = core.luasec_exportkeyingmaterial
+Conn.getpeerverification = core.luasec_getpeerverification
+Conn.getpeerchain = core.luasec_getpeerchain
+Conn.getlocalchain = core.luasec_getlocalchain
+Conn.getpeercertificate = core.luasec_getpeercertificate
+Conn.getlocalcertificate = core.luasec_getlocalcertificate
+Conn.getsniname = core.luasec_getsniname
+Conn.getstats = core.luasec_getstats
+Conn.setstats = core.luasec_setstats
+
+-- LuaSec methods retls does not provide: they exist and answer
+-- nil, "<method> is not supported by retls.luasec: <why>" (LuaSec's
+-- non-raising convention) instead of Lua's "attempt to call a nil value".
+local UNSUPPORTED_METHODS = {
+  setdane = "retls verifies no DANE (RFC 6698); verify against a CA " ..
+    "('cafile' / 'capath') and the host name given to sni(hostname)",
+  settlsa = "retls verifies no DANE TLSA records; verify against a CA " ..
+    "('cafile' / 'capath') and the host name given to sni(hostname)",
+}
+for name, why in pairs(UNSUPPORTED_METHODS) do
+  local msg = name .. " is not supported by retls.luasec: " .. why
+  Conn[name] = function() return nil, msg end
+end
 
 --- conn:sni(hostname) -> true | nil, err: name the server before the
 -- handshake (the SNI sent and the name the certificate must carry).
+-- LuaSec's server form, sni({ [name] = context, ... } [, strict]), is not
+-- supported: it answers nil and the reason.
 function Conn:sni(name)
+  if type(name) == "table" then
+    return nil, "sni is not supported by retls.luasec on servers (a table " ..
+      "of contexts per host name): serve each name from its own listening " ..
+      "socket and context, or one certificate that carries every name"
+  end
   if type(name) ~= "string" then
     return nil, "sni: hostname string expected, got " .. type(name)
   end
@@ -578,27 +619,31 @@ function Conn:sni(name)
   return nil, type(err) == "table" and err.message or tostring(err)
 end
 
---- conn:getpeercertificate([n]) -> the peer's certificate in DER, or nil
--- (only the peer's own certificate, n = 1: no chain positions)
-function Conn:getpeercertificate(n)
-  if (n ~= nil and n ~= 1) or self._closed then return nil end
-  local c = C(self, "getpeercertificate")
-  local ok, der = pcall(c.peer_certificate, c)
-  return ok and der or nil
-end
-
 --- conn:getalpn() -> the negotiated ALPN protocol, or nil
 function Conn:getalpn()
   local c = C(self, "getalpn")
   return not self._closed and c:alpn() or nil
 end
 
---- conn:info([field]): retls' info() table, which also carries LuaSec's
--- name of the version (protocol); with a field name, that field alone.
+--- conn:info([field]): retls' info() table with LuaSec's fields added
+-- (protocol, cipher, bits, algbits, key, authentication, encryption, mac,
+-- export, compression), parsed from OpenSSL's cipher description as
+-- LuaSec's ssl.lua does; with a field name, that field alone.
 local retls_info = Conn.info
+local cipher_info = core.luasec_cipher_info
 function Conn:info(field)
   local t = retls_info(self)
   t.protocol = t.version
+  local desc, bits, algbits = cipher_info(self)
+  if desc then
+    t.bits, t.algbits = bits, algbits
+    local cipher, _, key, auth, enc, mac = desc:match(
+      "^(%S+)%s+(%S+)%s+Kx=(%S+)%s+Au=(%S+)%s+Enc=(%S+)%s+Mac=(%S+)")
+    t.cipher = cipher or t.cipher
+    t.key, t.authentication, t.encryption, t.mac = key, auth, enc, mac
+    t.export = desc:match("%sexport%s*$") ~= nil
+    -- (compression: none in OpenSSL 3 builds, nil as in LuaSec)
+  end
   if field ~= nil then return t[field] end
   return t
 end
@@ -618,6 +663,7 @@ function M._luasec_wrap(ctx, sock, server_name)
   sock:setfd(-1)
   local conn = new_conn(c, ctx, ctx.role, "fd")
   conn._luasec = true
+  core.luasec_init(conn) -- getstats()' age counts from here
   return conn
 end
 

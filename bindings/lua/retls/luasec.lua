@@ -12,8 +12,11 @@
 -- LuaSec's params table and return nil, message on failure as LuaSec
 -- does.  The connection is a retls connection: LuaSec's socket methods
 -- (send, receive, settimeout, dohandshake, getfd, dirty, close, sni,
--- getpeername, getsockname, getpeercertificate, getalpn) beside retls' own
--- raising API.  Parameters retls does not support give an error naming
+-- getpeername, getsockname, getpeercertificate, getalpn, info, want,
+-- getfinished, getpeerfinished, exportkeyingmaterial, getpeerverification,
+-- getpeerchain, getlocalchain, getlocalcertificate, getsniname, getstats,
+-- setstats; setdane and settlsa answer nil, "not supported") beside
+-- retls' own raising API.  Parameters retls does not support give an error naming
 -- them; README "Switching from LuaSec" lists what differs and why.
 local retls = require "retls"
 
@@ -37,6 +40,11 @@ local UNSUPPORTED = {
   verifyext = "extra verification flags (lsec_*) are not supported: " ..
     "verification failures always fail the handshake",
   dane = "DANE is not supported",
+  -- (not a LuaSec parameter: LuaSec's servers pick contexts by name with
+  -- conn:sni(table), which retls.luasec does not support either)
+  sni = "server-side SNI (contexts chosen by host name) is not supported: " ..
+    "serve each name from its own listening socket and context, or one " ..
+    "certificate that carries every name; clients call conn:sni(hostname)",
 }
 
 local KNOWN = {
