@@ -1341,7 +1341,9 @@ static int retls_lua_conn_methods(lua_State *L) {
 /* ======================================================================== */
 /*
  * send / receive / settimeout / dohandshake / dirty / getpeername /
- * getsockname as lua_CFunctions that retls.lua puts straight into the
+ * getsockname (and LuaSec's inspection methods further down:
+ * getfinished, exportkeyingmaterial, getpeerchain, getstats, ...) as
+ * lua_CFunctions that retls.lua puts straight into the
  * connection's method table: conn:send(...) is one table lookup and one C
  * call.  They never raise for I/O; they return LuaSec's results
  * (nil, "wantread" | "wantwrite" | "timeout" | "closed" | message [, last]).
