@@ -346,7 +346,10 @@ static int check_established(retls_conn *conn, const char *op) {
   int status = retls__check_usable(conn);
   if (status != RETLS_OK)
     return status;
-  if (!SSL_is_init_finished(conn->ssl))
+  /* Completed once is enough: a KeyUpdate or renegotiation scheduled but
+   * not sent yet also puts OpenSSL "in init", and then it is OpenSSL that
+   * refuses (RETLS_SSL, connection usable), not a missing handshake. */
+  if (!retls__handshake_done(conn->ssl))
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "%s needs a completed handshake; call "
                             "handshake() first",
@@ -403,7 +406,10 @@ int retls_conn_key_update(retls_conn *conn, int request_peer) {
   if (SSL_key_update(conn->ssl, request_peer ? SSL_KEY_UPDATE_REQUESTED
                                              : SSL_KEY_UPDATE_NOT_REQUESTED) !=
       1)
-    return retls__conn_soft_fail(conn, RETLS_SSL, "key_update refused");
+    return retls__conn_soft_fail(conn, RETLS_SSL,
+                                 "key_update refused for now (what is "
+                                 "being sent must go first: flush() or "
+                                 "write, then try again)");
   return RETLS_OK;
 }
 

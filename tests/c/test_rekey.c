@@ -445,6 +445,35 @@ static void test_shutdown_retry_finishes_the_key_update(void) {
   retls_conn_free(s);
 }
 
+/* key_update() while the last one is scheduled but not sent: OpenSSL is
+ * back "in init" until it is, so it refuses (RETLS_SSL, saying what to do)
+ * but the connection stays established and usable; it used to say the
+ * handshake was not done (RETLS_BAD_ARG), while is_established, version
+ * and cipher said it was (fuzz: regress-tls13-key-update-while-one-is-
+ * scheduled). */
+static void test_key_update_while_one_is_scheduled(void) {
+  retls_conn *c, *s;
+  size_t lens[4], n;
+  harness_buf got = {0};
+  CHECK_STATUS(NULL, harness_memory_pair(&c, &s, NULL, NULL, 0), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_key_update(c, 0), RETLS_OK);
+  CHECK(retls_conn_is_established(c));
+  CHECK(strcmp(retls_conn_version(c), "TLSv1.3") == 0);
+  CHECK_STATUS(c, retls_conn_key_update(c, 1), RETLS_SSL);
+  CHECK(strstr(retls_conn_last_error(c), "flush() or write") != NULL);
+  CHECK_STATUS(c, retls_conn_write(&n, c, "k", 1), RETLS_OK);
+  CHECK(relay_records(c, s, lens, 4) == 2 && lens[0] == KEY_UPDATE_RECORD &&
+        lens[1] == ONE_BYTE_RECORD);
+  CHECK_STATUS(c, retls_conn_key_update(c, 1), RETLS_OK); /* sent: again */
+  CHECK_STATUS(c, retls_conn_write(&n, c, "l", 1), RETLS_OK);
+  harness_relay(c, s, 0, NULL);
+  CHECK_STATUS(s, harness_drain(s, &got), RETLS_WANT_READ);
+  CHECK(got.len == 2 && memcmp(got.data, "kl", 2) == 0);
+  harness_buf_free(&got);
+  retls_conn_free(c);
+  retls_conn_free(s);
+}
+
 int main(void) {
   RUN(test_renegotiation_makes_write_want_read);
   RUN(test_renegotiation_by_handshake);
@@ -458,5 +487,6 @@ int main(void) {
   RUN(test_key_update_sent_by_handshake);
   RUN(test_shutdown_sends_a_scheduled_key_update);
   RUN(test_shutdown_retry_finishes_the_key_update);
+  RUN(test_key_update_while_one_is_scheduled);
   return harness_finish();
 }
