@@ -364,6 +364,7 @@ int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
                            size_t len) {
   size_t dummy;
   SSL_SESSION *sess;
+  const char *host, *name;
   int status;
 
   if (out == NULL)
@@ -410,6 +411,20 @@ int retls_conn_write_early(size_t *out, retls_conn *conn, const void *buf,
             : SSL_SESSION_get_protocol_version(sess) != TLS1_3_VERSION
                 ? "this session is not TLS 1.3"
                 : "this session's server allows none");
+  /* OpenSSL fails the connection ("inconsistent early data sni") when the
+   * ClientHello's server name is not the session's, e.g. a session from
+   * "localhost" on a connection to 127.0.0.1 (an address sends no name).
+   * Its comparison is exact, so this one is too. */
+  host = SSL_SESSION_get0_hostname(sess);
+  name = SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
+  if (host != NULL && (name == NULL || strcmp(host, name) != 0))
+    return retls__conn_fail(
+        conn, RETLS_BAD_ARG,
+        "write_early: the session is from server '%s' and this connection "
+        "sends %s%s%s; early data needs the same name: connect with "
+        "server_hostname '%s', or send after the handshake with write()",
+        host, name != NULL ? "'" : "no server name",
+        name != NULL ? name : "", name != NULL ? "'" : "", host);
   if (len == 0)
     return RETLS_OK;
   conn->early = RETLS__EARLY_WRITING;

@@ -256,6 +256,33 @@ describe("bad early-data input", function()
     assert.are.equal("not_sent", client:early_data_status())
   end)
 
+  -- test_write_early_needs_the_sessions_server_name
+  it("refuses write_early when the session is from another server name", function()
+    local cctx, sctx = retls.context{ verify = false }, server_ctx{ early_data = 1024 }
+    local c = retls.wrap(cctx, nil, { server_hostname = "localhost" })
+    local s = retls.wrap(sctx, nil)
+    H.handshake_memory(c, s)
+    s:write("x")
+    c:bio_write(s:bio_read())
+    assert.are.equal("x", c:read(10))
+    local sess = c:session()
+    assert.are.equal(1024, sess:max_early_data())
+    for _, name in ipairs({ "127.0.0.1", false }) do
+      local client = retls.wrap(cctx, nil, { server_hostname = name or nil, session = sess })
+      local server = retls.wrap(sctx, nil)
+      local err = H.raised(client.write_early, client, "early")
+      assert.are.equal("arg", err.kind, tostring(err))
+      assert.truthy(err.message:find("from server 'localhost'", 1, true), err.message)
+      assert.are.equal(0, client:bio_pending())
+      H.handshake_memory(client, server)
+      client:write("after")
+      server:bio_write(client:bio_read())
+      assert.are.equal("after", H.drain(server))
+    end
+    local client = retls.wrap(cctx, nil, { server_hostname = "localhost", session = sess })
+    assert.are.equal(5, client:write_early("early"))
+  end)
+
   -- test_early_data_wrong_ends_and_types
   it("names the wrong end and the wrong types", function()
     local client, server = retls.pair(nil, nil, { handshake = false })

@@ -10,7 +10,8 @@ import time
 import pytest
 
 import retls
-from helpers import HOST, client_ctx, drain, pattern, server_ctx
+from helpers import (HOST, client_ctx, drain, handshake_memory, pattern,
+                     server_ctx)
 from session_servers import MultiSServer
 
 EARLY = b"GET /early\n" + b"more\n"
@@ -252,3 +253,47 @@ def test_read_early_after_handshake_started():
         server.read_early()
     retls._handshake_pair(client, server)
     assert server.read_early() == b""            # the end, not an error
+
+
+def memory_session(cctx, sctx, name):
+    """A resumable session with early data from a memory-mode client whose
+    server_hostname is name, and the server end."""
+    client = retls.Connection(cctx, None, server_hostname=name)
+    server = retls.Connection(sctx, None)
+    handshake_memory(client, server)
+    server.write(b"x")
+    client.bio_write(server.bio_read())
+    assert client.read() == b"x"
+    return client.session
+
+
+@pytest.mark.parametrize("second", [None, "127.0.0.1", "other.example"])
+def test_write_early_needs_the_sessions_server_name(second):
+    """OpenSSL refuses early data whose session was made for another
+    server name ("inconsistent early data sni", fatal); retls says so
+    first, nothing sent, and the connection still resumes without it."""
+    cctx = client_ctx(verify=False)
+    sctx = server_ctx(early_data=1024)
+    session = memory_session(cctx, sctx, "localhost")
+    assert session.max_early_data == 1024
+    if second == "other.example":   # set_session already refuses it
+        with pytest.raises(retls.ArgumentError, match="from server"):
+            retls.Connection(cctx, None, server_hostname=second,
+                             session=session)
+        return
+    client = retls.Connection(cctx, None, server_hostname=second,
+                              session=session)
+    server = retls.Connection(sctx, None)
+    with pytest.raises(retls.ArgumentError,
+                       match="from server 'localhost'.*server_hostname"):
+        client.write_early(b"early")
+    assert client.bio_pending == 0   # nothing went out
+    handshake_memory(client, server)
+    client.write(b"after")
+    server.bio_write(client.bio_read())
+    assert drain(server) == b"after"
+    assert client.early_data_status == "not_sent"
+    # the same name: accepted
+    client = retls.Connection(cctx, None, server_hostname="localhost",
+                              session=client.session or session)
+    assert client.write_early(b"early") == 5
