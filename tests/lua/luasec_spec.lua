@@ -402,6 +402,10 @@ describe("a LuaSec program with only its require changed", function()
     end
     assert.are.same(over_luasec.lines, over_retls.lines)
     assert.are.equal(over_luasec.protocol, over_retls.protocol)
+    -- and the facts it asks for (verification, Finished and exporter
+    -- sizes, cipher, byte counts) come out the same
+    assert.are.same({ true }, over_retls.facts.verification)
+    assert.are.same(over_luasec.facts, over_retls.facts)
   end)
 end)
 

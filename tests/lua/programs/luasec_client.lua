@@ -22,11 +22,23 @@ sock:settimeout(10)
 assert(sock:dohandshake())
 
 local result = { sent = {}, lines = {}, protocol = sock:info("protocol") }
+-- what such programs also ask (channel binding, verification, stats)
+local info = sock:info()
+result.facts = {
+  verification = { sock:getpeerverification() },
+  finished = #sock:getfinished(),
+  peerfinished = #sock:getpeerfinished(),
+  exported = #sock:exportkeyingmaterial("EXPERIMENTAL-program", 16, "ctx"),
+  cipher = info.cipher, bits = info.bits, algbits = info.algbits,
+  key = info.key, encryption = info.encryption, mac = info.mac,
+}
 for i = 1, 300 do
   local line = ("line %d "):format(i) .. ("x"):rep(i)
   result.sent[i] = line
   assert(sock:send(line .. "\n"))
   result.lines[i] = assert(sock:receive("*l"))
 end
+local received, sent = sock:getstats()
+result.facts.received, result.facts.sent = received, sent
 sock:close()
 return result
