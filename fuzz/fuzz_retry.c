@@ -1149,7 +1149,7 @@ static void do_rekey(end *e, int key_update, int request) {
 static void do_shutdown(end *e) {
   /* White box: OpenSSL knows whether a renegotiation is still to run
    * (requested by either end); shutdown() must refuse then. */
-  int reneg_pending, s, in_init, early_first, ku_first;
+  int reneg_pending, s, in_init, early_first, ku_first, half_done;
   early_sync(e);
   reneg_pending = e->state == M_OPEN && !e->shut_done &&
                   SSL_renegotiate_pending(e->conn->ssl);
@@ -1164,6 +1164,12 @@ static void do_shutdown(end *e) {
               /* its retry after a stop (OpenSSL took the request) */
               (e->conn->shutdown_key_update &&
                !SSL_is_init_finished(e->conn->ssl)));
+  /* A 0-RTT server between its Finished and the client's: OpenSSL would
+   * take close_notify there (it allows 0.5-RTT writes), and its session
+   * ticket would then follow it unread; retls refuses. */
+  half_done = e->state == M_OPEN && !SSL_in_init(e->conn->ssl) &&
+              !SSL_is_init_finished(e->conn->ssl) &&
+              SSL_get_state(e->conn->ssl) != TLS_ST_OK;
   s = retls_conn_shutdown(e->conn);
   early_sync(e);
   log_op("%s shutdown -> %s\n", e->name, st(s) + 6);
@@ -1178,6 +1184,12 @@ static void do_shutdown(end *e) {
   }
   if (e->shut_done) {
     CHECK(s == RETLS_OK, "%s second shutdown gave %s", e->name, st(s));
+    return;
+  }
+  if (half_done && !early_first) {
+    CHECK(s == RETLS_BAD_ARG,
+          "%s shutdown between the Finished messages of a 0-RTT handshake "
+          "gave %s", e->name, st(s));
     return;
   }
   if (reneg_pending) {

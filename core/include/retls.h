@@ -489,7 +489,9 @@ size_t retls_conn_pending_read(const retls_conn *conn);
  * WANT_READ/WANT_WRITE on non-blocking transports: call again.  With a
  * write pending it returns RETLS_WRITE_PENDING: flush it first.  While a
  * TLS 1.2 renegotiation is pending it returns RETLS_BAD_ARG (finish the
- * handshake first): OpenSSL would otherwise wedge both ends.
+ * handshake first): OpenSSL would otherwise wedge both ends.  So does a
+ * server that took 0-RTT data before the client's Finished has arrived
+ * (read or handshake until the handshake completes).
  */
 int retls_conn_shutdown(retls_conn *conn);
 

@@ -265,6 +265,19 @@ int retls_conn_shutdown(retls_conn *conn) {
     }
     conn->shutdown_key_update = 0;
   }
+  /* A server that took 0-RTT has sent its Finished and waits for the
+   * client's: OpenSSL lets it write then (0.5-RTT data) and so takes
+   * close_notify too, but its handshake goes on after it, and the session
+   * ticket it then sends lands behind the close_notify, where the client
+   * no longer reads: both ends wedge.  Refuse until the handshake is done
+   * (found by fuzz_retry). */
+  if (!SSL_in_init(conn->ssl) && !SSL_is_init_finished(conn->ssl) &&
+      !retls__handshake_done(conn->ssl))
+    return retls__conn_fail(conn, RETLS_BAD_ARG,
+                            "shutdown: the handshake is still running "
+                            "(the client's 0-RTT phase); read (or "
+                            "handshake()) until it completes, then "
+                            "shutdown()");
   conn->shutdown_called = 1;
   IO_BEGIN();
   ret = SSL_shutdown(conn->ssl);

@@ -639,7 +639,62 @@ static void test_early_data_rejected_stale_ticket_s_server(void) {
                 "first\nearly\nlate\nearly\nlate\n");
 }
 
+/* A server that took 0-RTT, between its Finished and the client's:
+ * OpenSSL would send close_notify there (it allows 0.5-RTT writes) and its
+ * session ticket after it, which the client no longer reads, so both ends
+ * wedged (fuzz_retry).  shutdown() refuses until the handshake is done;
+ * then everything arrives, ticket and close_notify in order. */
+static void test_shutdown_refused_in_the_0rtt_phase(void) {
+  retls_ctx *cc = harness_ctx(RETLS_CLIENT), *sc = server_ctx(16384);
+  retls_conn *c = NULL, *s = NULL;
+  retls_session *sess, *next = NULL;
+  harness_buf early = {0}, rest = {0};
+  unsigned char buf[64];
+  size_t n = 0;
+  int i, st;
+  CHECK(cc && sc);
+  sess = first_session(cc, sc);
+  CHECK(sess != NULL);
+  CHECK_STATUS(NULL, retls_pair_new(&c, &s, cc, sc, 0), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_set_session(c, sess), RETLS_OK);
+  retls_session_free(sess);
+  CHECK_STATUS(c, retls_conn_write_early(&n, c, "early", 5), RETLS_OK);
+  /* the server reads the early bytes; its Finished is out, the client's
+   * not yet (the client has not run since) */
+  for (i = 0; i < 10 && early.len < 5; i++) {
+    st = retls_conn_read_early(&n, s, buf, sizeof(buf));
+    if (st == RETLS_OK)
+      harness_buf_append(&early, buf, n);
+    else
+      CHECK(st == RETLS_WANT_READ);
+  }
+  CHECK(early.len == 5 && memcmp(early.data, "early", 5) == 0);
+  CHECK(!retls_conn_is_established(s));
+  CHECK_STATUS(s, retls_conn_shutdown(s), RETLS_BAD_ARG);
+  CHECK(strstr(retls_conn_last_error(s), "0-RTT") != NULL);
+  /* nothing was sent: the handshake completes, then shutdown works */
+  CHECK_STATUS(c, retls_conn_handshake(c), RETLS_OK);
+  CHECK_STATUS(s, retls_conn_read_early(&n, s, buf, sizeof(buf)), RETLS_OK);
+  CHECK(n == 0); /* the end of the early data */
+  CHECK_STATUS(s, retls_conn_handshake(s), RETLS_OK);
+  CHECK_STATUS(s, retls_conn_write(&n, s, "late", 4), RETLS_OK);
+  CHECK_STATUS(s, retls_conn_shutdown(s), RETLS_OK);
+  CHECK_STATUS(c, harness_drain(c, &rest), RETLS_ZERO_RETURN);
+  CHECK(rest.len == 4 && memcmp(rest.data, "late", 4) == 0);
+  CHECK(retls_conn_early_data_status(c) == RETLS_EARLY_ACCEPTED);
+  CHECK_STATUS(c, retls_conn_session(&next, c), RETLS_OK);
+  CHECK(next != NULL); /* the ticket came before the close_notify */
+  retls_session_free(next);
+  harness_buf_free(&early);
+  harness_buf_free(&rest);
+  retls_conn_free(c);
+  retls_conn_free(s);
+  retls_ctx_free(cc);
+  retls_ctx_free(sc);
+}
+
 int main(void) {
+  RUN(test_shutdown_refused_in_the_0rtt_phase);
   RUN(test_early_data_accepted);
   RUN(test_early_data_rejected_server_without_early_data);
   RUN(test_early_data_rejected_server_not_reading_early);
