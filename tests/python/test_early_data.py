@@ -297,3 +297,35 @@ def test_write_early_needs_the_sessions_server_name(second):
     client = retls.Connection(cctx, None, server_hostname="localhost",
                               session=client.session or session)
     assert client.write_early(b"early") == 5
+
+
+def test_shutdown_refused_in_the_0rtt_phase():
+    """A server that took 0-RTT, before the client's Finished: close_notify
+    there would be followed by the session ticket, which the client no
+    longer reads (mirrors test_shutdown_refused_in_the_0rtt_phase in C)."""
+    cctx, sctx = client_ctx(), server_ctx(early_data=1024)
+    session = first_session(cctx, sctx)
+    client, server = retls.pair(cctx, sctx, handshake=False, session=session)
+    assert client.write_early(b"early") == 5
+    got = b""
+    for _ in range(10):
+        try:
+            got += server.read_early()
+        except retls.WantRead:
+            pass
+        if len(got) == 5:
+            break
+    assert got == b"early" and not server.established
+    with pytest.raises(retls.ArgumentError, match="0-RTT"):
+        server.shutdown()
+    client.do_handshake()
+    assert server.read_early() == b""      # the end of the early data
+    server.do_handshake()
+    server.write(b"late")
+    server.shutdown()
+    late = b""
+    with pytest.raises(retls.ZeroReturn):   # everything, then close_notify
+        for _ in range(10):
+            late += client.read()
+    assert late == b"late"
+    assert client.early_data_status == "accepted"
