@@ -36,11 +36,14 @@
  * then operations: op byte (bits 0-3 opcode, bit 4 end, bits 5-7 argument)
  * followed by the bytes that operation needs.
  */
+#include <dlfcn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
@@ -327,7 +330,7 @@ static void use_early_session(retls_conn *c, unsigned cfg) {
  * layer and the same retls code paths (the byte model does not change):
  *
  *   TLS 1.3  an external PSK in psk_ke mode (no (EC)DHE): the client offers
- *            X25519 only, the server accepts P-384 only, so the server
+ *            P-256 only, the server accepts P-384 only, so the server
  *            cannot use the key share and, with SSL_OP_ALLOW_NO_DHE_KEX on
  *            both ends, completes on the PSK alone.  Making the two
  *            NewSessionTickets a server sends after every TLS 1.3
@@ -406,6 +409,11 @@ static void make_resume_session(unsigned cfg) {
   if (retls_pair_new(&c, &s, client_ctx[cfg], server_ctx[cfg], 0) !=
       RETLS_OK)
     abort();
+  /* AES-128-GCM with SHA-256: every resumption of this session derives
+   * its keys with the SHA-256 PRF, a little cheaper than the default
+   * suite's SHA-384 (the records have the same layout). */
+  if (!SSL_set_cipher_list(c->ssl, "ECDHE-ECDSA-AES128-GCM-SHA256"))
+    abort();
   for (i = 0; i < 20 && (cs != RETLS_OK || ss != RETLS_OK); i++) {
     cs = retls_conn_handshake(c);
     ss = retls_conn_handshake(s);
@@ -424,14 +432,16 @@ static void make_resume_session(unsigned cfg) {
   retls_conn_free(s);
 }
 
-/* TLS 1.3 with a PSK but no (EC)DHE (psk_ke): the client offers X25519
+/* TLS 1.3 with a PSK but no (EC)DHE (psk_ke): the client offers P-256
  * only, the server accepts P-384 only, so the server cannot use the key
  * share and, with SSL_OP_ALLOW_NO_DHE_KEX on both ends, completes on the
- * PSK alone (no HelloRetryRequest either: no group in common). */
+ * PSK alone (no HelloRetryRequest either: no group in common).  OpenSSL's
+ * client makes its key share all the same, unused: P-256, whose key
+ * generation costs two thirds of X25519's (measured, OpenSSL 3.0). */
 static void use_psk_ke(retls_conn *c, retls_conn *s) {
   SSL_set_options(c->ssl, SSL_OP_ALLOW_NO_DHE_KEX);
   SSL_set_options(s->ssl, SSL_OP_ALLOW_NO_DHE_KEX);
-  if (!SSL_set1_groups_list(c->ssl, "X25519") ||
+  if (!SSL_set1_groups_list(c->ssl, "P-256") ||
       !SSL_set1_groups_list(s->ssl, "P-384"))
     abort();
 }
@@ -521,22 +531,116 @@ static void *ossl_realloc(void *p, size_t n, const char *file, int line) {
  * from the instrumented code of this executable (the harness and retls)
  * still go through the interceptor with every check, calls from the
  * shared libraries (OpenSSL, libc) compare directly. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZ_ASAN 1
+#endif
+#endif
+#ifdef FUZZ_ASAN
 extern char __executable_start[], etext[];
 extern int __interceptor_strcmp(const char *a, const char *b);
+extern void *__interceptor_memcpy(void *d, const void *s, size_t n);
+extern void *__interceptor_memmove(void *d, const void *s, size_t n);
+extern void *__interceptor_memset(void *d, int c, size_t n);
+extern size_t __interceptor_strlen(const char *s);
+
+/* glibc's own string functions, found once (LLVMFuzzerInitialize); until
+ * then every call goes through ASan's interceptors. */
+static int (*libc_strcmp)(const char *, const char *);
+static void *(*libc_memcpy)(void *, const void *, size_t);
+static void *(*libc_memmove)(void *, const void *, size_t);
+static void *(*libc_memset)(void *, int, size_t);
+static size_t (*libc_strlen)(const char *);
+
+#define FROM_EXECUTABLE()                                                   \
+  ((const char *)__builtin_return_address(0) >= __executable_start &&       \
+   (const char *)__builtin_return_address(0) < etext)
 
 __attribute__((no_sanitize("address", "coverage"), noinline))
 int strcmp(const char *a, const char *b) {
-  const char *from = __builtin_return_address(0);
-  const unsigned char *x = (const unsigned char *)a,
-                      *y = (const unsigned char *)b;
-  if (from >= __executable_start && from < etext)
+  if (FROM_EXECUTABLE() || libc_strcmp == NULL)
     return __interceptor_strcmp(a, b);
-  while (*x != 0 && *x == *y) {
-    x++;
-    y++;
-  }
-  return (int)*x - (int)*y;
+  return libc_strcmp(a, b);
 }
+
+/* The same for OpenSSL's memcpy, memmove, memset and strlen on its own
+ * heap: ASan's interceptors check that no byte of the range is poisoned
+ * (a walk over its shadow, 5 % of the run time, mostly CRYPTO_zalloc's
+ * memset and the record layer's copies), and no byte of glibc's heap ever
+ * is: ASan does not track it.  So a call from a shared library whose
+ * ranges all lie in glibc's main heap (between the program break at
+ * start-up and the current one; ASan never uses brk) goes to glibc
+ * directly.  Everything else keeps the interceptor: calls from this
+ * executable, and OpenSSL's calls that touch retls or harness memory
+ * (SSL_write reading the retry copy, SSL_read filling the caller's
+ * buffer: ASan's heap, stack or globals), large allocations glibc maps
+ * outside the heap, and all of it with FUZZ_RETRY_ASAN_OPENSSL=1.  An
+ * overlapping memcpy goes to the interceptor too, which reports it. */
+extern void *__curbrk;
+static uintptr_t heap_lo;
+
+__attribute__((no_sanitize("address", "coverage"), always_inline))
+static inline int in_glibc_heap(const void *p, size_t n) {
+  uintptr_t a = (uintptr_t)p, hi = (uintptr_t)__curbrk;
+  return heap_lo != 0 && a >= heap_lo && a <= hi && n <= hi - a;
+}
+
+__attribute__((no_sanitize("address", "coverage"), noinline))
+void *memcpy(void *d, const void *s, size_t n) {
+  if (FROM_EXECUTABLE() || libc_memcpy == NULL || !in_glibc_heap(d, n) ||
+      !in_glibc_heap(s, n) ||
+      ((const char *)d < (const char *)s + n &&
+       (const char *)s < (const char *)d + n))
+    return __interceptor_memcpy(d, s, n);
+  return libc_memcpy(d, s, n);
+}
+
+__attribute__((no_sanitize("address", "coverage"), noinline))
+void *memmove(void *d, const void *s, size_t n) {
+  if (FROM_EXECUTABLE() || libc_memmove == NULL || !in_glibc_heap(d, n) ||
+      !in_glibc_heap(s, n))
+    return __interceptor_memmove(d, s, n);
+  return libc_memmove(d, s, n);
+}
+
+__attribute__((no_sanitize("address", "coverage"), noinline))
+void *memset(void *d, int c, size_t n) {
+  if (FROM_EXECUTABLE() || libc_memset == NULL || !in_glibc_heap(d, n))
+    return __interceptor_memset(d, c, n);
+  return libc_memset(d, c, n);
+}
+
+__attribute__((no_sanitize("address", "coverage"), noinline))
+size_t strlen(const char *s) {
+  size_t n;
+  if (FROM_EXECUTABLE() || libc_strlen == NULL || !in_glibc_heap(s, 1))
+    return __interceptor_strlen(s);
+  n = libc_strlen(s);
+  if (!in_glibc_heap(s, n + 1))
+    return __interceptor_strlen(s);
+  return n;
+}
+
+static void find_libc_functions(void) {
+  /* RTLD_NEXT from this executable: glibc's definitions, IFUNCs resolved */
+  libc_strcmp = (int (*)(const char *, const char *))dlsym(RTLD_NEXT,
+                                                           "strcmp");
+  libc_memcpy = (void *(*)(void *, const void *, size_t))dlsym(RTLD_NEXT,
+                                                               "memcpy");
+  libc_memmove = (void *(*)(void *, const void *, size_t))dlsym(RTLD_NEXT,
+                                                                "memmove");
+  libc_memset = (void *(*)(void *, int, size_t))dlsym(RTLD_NEXT, "memset");
+  libc_strlen = (size_t(*)(const char *))dlsym(RTLD_NEXT, "strlen");
+  heap_lo = (uintptr_t)sbrk(0);
+  if (heap_lo == (uintptr_t)-1)
+    heap_lo = 0;
+}
+#else
+static void find_libc_functions(void) {}
+#endif
+
+static int stats_on;
+static void print_stats(void);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 
@@ -545,6 +649,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   verbose = logging = getenv("FUZZ_RETRY_VERBOSE") != NULL;
+  find_libc_functions();
+  if ((stats_on = getenv("FUZZ_RETRY_STATS") != NULL))
+    atexit(print_stats);
   if ((asan == NULL || strcmp(asan, "1") != 0) &&
       !CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free)) {
     fprintf(stderr, "fuzz_retry: OpenSSL allocated before "
@@ -1687,12 +1794,62 @@ static long openssl_heap_after(void) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* FUZZ_RETRY_STATS=1: at exit, the inputs run and their CPU time by
+ * handshake kind (README.md, "Speed"), to see where a run spends it. */
+static const char *const kind_names[] = {
+    "TLS 1.2 resumption", "TLS 1.3 PSK",         "TLS 1.3 PSK, tickets",
+    "TLS 1.3 early data", "TLS 1.2 full",        "TLS 1.3 full",
+    "(shorter than 2 bytes)"};
+#define KINDS (sizeof(kind_names) / sizeof(kind_names[0]))
+static unsigned long kind_runs[KINDS], kind_again[KINDS];
+static double kind_cpu[KINDS];
+
+static unsigned kind_of(const uint8_t *data, size_t size) {
+  unsigned cfg = size >= 2 ? data[0] : 0;
+  if (size < 2)
+    return 6;
+  if (CFG_FULL_HANDSHAKE(cfg))
+    return (cfg & CFG_TLS13) ? 5 : 4;
+  if (!(cfg & CFG_TLS13))
+    return 0;
+  return CFG_EARLY(cfg) ? 3 : CFG_TICKETS(cfg) ? 2 : 1;
+}
+
+static double cpu_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void print_stats(void) {
+  unsigned long n = 0;
+  double cpu = 0;
+  unsigned k;
+  for (k = 0; k < KINDS; k++) {
+    n += kind_runs[k];
+    cpu += kind_cpu[k];
+  }
+  fprintf(stderr, "fuzz_retry stats: %lu inputs, %.1f s CPU in the target\n",
+          n, cpu);
+  for (k = 0; k < KINDS && n > 0; k++)
+    if (kind_runs[k] > 0)
+      fprintf(stderr, "  %-22s %5.1f %% of inputs, %5.1f %% of the CPU, "
+                      "%.3f ms each, %lu run twice (heap check)\n",
+              kind_names[k], 100.0 * (double)kind_runs[k] / (double)n,
+              100.0 * kind_cpu[k] / cpu, 1e3 * kind_cpu[k] /
+              (double)kind_runs[k], kind_again[k]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   long before = openssl_heap_after(), after;
+  double t0 = stats_on ? cpu_now() : 0;
+  unsigned kind = kind_of(data, size);
   cur_data = data;
   cur_size = size;
   run_input(data, size);
   after = openssl_heap_after();
+  if (after > before)
+    kind_again[kind]++;
   /* The first use of a configuration allocates for good (contexts,
    * sessions, OpenSSL's caches); a leak grows again when the same input
    * runs once more, as libFuzzer confirms its own leak reports. */
@@ -1703,6 +1860,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(after <= before,
           "OpenSSL objects leaked: %ld of OpenSSL's allocations more after "
           "this input, run twice", after - before);
+  }
+  if (stats_on) {
+    kind_runs[kind]++;
+    kind_cpu[kind] += cpu_now() - t0;
   }
   return 0;
 }
