@@ -1286,7 +1286,11 @@ static void do_shutdown(end *e) {
              (SSL_get_key_update_type(e->conn->ssl) != SSL_KEY_UPDATE_NONE ||
               /* its retry after a stop (OpenSSL took the request) */
               (e->conn->shutdown_key_update &&
-               !SSL_is_init_finished(e->conn->ssl)));
+               !SSL_is_init_finished(e->conn->ssl)) ||
+              /* one another call began sending and stopped */
+              (!SSL_is_init_finished(e->conn->ssl) &&
+               (SSL_get_state(e->conn->ssl) == TLS_ST_CW_KEY_UPDATE ||
+                SSL_get_state(e->conn->ssl) == TLS_ST_SW_KEY_UPDATE)));
   /* A 0-RTT server between its Finished and the client's: OpenSSL would
    * take close_notify there (it allows 0.5-RTT writes), and its session
    * ticket would then follow it unread; retls refuses. */

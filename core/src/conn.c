@@ -252,9 +252,14 @@ int retls_conn_shutdown(retls_conn *conn) {
    * and refuses close_notify ("shutdown while in init").  Send it now:
    * the peer gets the update, then our close_notify.  If that stops with
    * WANT_*, OpenSSL has taken the request (the type reads NONE again) but
-   * is still in init until the record is out: the retry finishes it. */
+   * is still in init until the record is out: the retry finishes it.  The
+   * same when another call began sending it and stopped (a read that met
+   * a full transport: OpenSSL's state is then "write key update"). */
   if (SSL_get_key_update_type(conn->ssl) != SSL_KEY_UPDATE_NONE ||
-      (conn->shutdown_key_update && !SSL_is_init_finished(conn->ssl))) {
+      (conn->shutdown_key_update && !SSL_is_init_finished(conn->ssl)) ||
+      (!SSL_is_init_finished(conn->ssl) &&
+       (SSL_get_state(conn->ssl) == TLS_ST_CW_KEY_UPDATE ||
+        SSL_get_state(conn->ssl) == TLS_ST_SW_KEY_UPDATE))) {
     conn->shutdown_key_update = 1;
     IO_BEGIN();
     ret = SSL_do_handshake(conn->ssl);

@@ -474,6 +474,36 @@ static void test_key_update_while_one_is_scheduled(void) {
   retls_conn_free(s);
 }
 
+/* The same when a read began sending the KeyUpdate and stopped with
+ * WANT_WRITE (found by fuzz_retry, regress-tls13-shutdown-after-read-began-
+ * key-update): shutdown() must finish it, not fail the connection with
+ * "shutdown while in init". */
+static void test_shutdown_finishes_a_key_update_a_read_began(void) {
+  enum { CAP = 4096, FILL = CAP - 22 }; /* one record fills the pipe */
+  retls_conn *c, *s;
+  unsigned char *fill = malloc(FILL), buf[64];
+  harness_buf got = {0};
+  size_t lens[8], n = 99;
+
+  harness_pattern(fill, FILL, 44);
+  CHECK_STATUS(NULL, harness_memory_pair(&c, &s, NULL, NULL, CAP), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_write(&n, c, fill, FILL), RETLS_OK);
+  CHECK(retls_conn_bio_pending(c) == CAP);
+  CHECK_STATUS(c, retls_conn_key_update(c, 1), RETLS_OK);
+  CHECK_STATUS(c, retls_conn_read(&n, c, buf, sizeof(buf)), RETLS_WANT_WRITE);
+  CHECK_STATUS(c, retls_conn_shutdown(c), RETLS_WANT_WRITE);
+  CHECK(relay_records(c, s, lens, 8) == 1 && lens[0] == FILL + 17);
+  CHECK_STATUS(c, retls_conn_shutdown(c), RETLS_OK);
+  CHECK(relay_records(c, s, lens, 8) == 2);
+  CHECK(lens[0] == KEY_UPDATE_RECORD && lens[1] == CLOSE_NOTIFY_RECORD);
+  CHECK_STATUS(s, harness_drain(s, &got), RETLS_ZERO_RETURN);
+  CHECK(got.len == FILL && memcmp(got.data, fill, FILL) == 0);
+  harness_buf_free(&got);
+  free(fill);
+  retls_conn_free(c);
+  retls_conn_free(s);
+}
+
 int main(void) {
   RUN(test_renegotiation_makes_write_want_read);
   RUN(test_renegotiation_by_handshake);
@@ -488,5 +518,6 @@ int main(void) {
   RUN(test_shutdown_sends_a_scheduled_key_update);
   RUN(test_shutdown_retry_finishes_the_key_update);
   RUN(test_key_update_while_one_is_scheduled);
+  RUN(test_shutdown_finishes_a_key_update_a_read_began);
   return harness_finish();
 }
