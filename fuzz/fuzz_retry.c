@@ -1722,11 +1722,7 @@ static int quiet(void) {
     /* Reading needs no peer: what reached e must be read first. */
     if (incoming(e) > 0 && e->last_read != RETLS_ZERO_RETURN && !wedged(e))
       return 0;
-    /* A wedged peer reads nothing more: what e still has to send stays
-     * where it is (seen: an accepting early-data server shut down, then
-     * the client's Finished made it owe its tickets to a client that had
-     * read its close_notify; regress-tls13-early-shutdown-tickets-wedge). */
-    if (!peer_alive || wedged(e) || (peer_alive && wedged(e->peer)))
+    if (!peer_alive || wedged(e))
       continue;
     if ((e->has_pend && !stuck(e)) || (e->shut_started && !e->shut_done) ||
         retls_conn_want(e->conn) == RETLS_WANT_WRITE)
