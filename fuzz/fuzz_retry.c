@@ -1693,8 +1693,11 @@ static int stuck(end *e) {
 /* OpenSSL 3.0, both ends having asked for a TLS 1.2 renegotiation
  * (fatal_ok(), the stale request after a handshake started from a
  * HelloRequest): the client is in a renegotiation that it did not ask for
- * by OpenSSL's own record (SSL_renegotiate_pending() 0), waiting to read
- * the server's first message (state still "finished"), which never comes:
+ * by OpenSSL's own record (SSL_renegotiate_pending() 0 when it began; a
+ * renegotiate() after that sets it again but cannot turn the client to
+ * writing), waiting to read the server's first message (in init, state
+ * still "finished"; a client that asked writes its ClientHello first and
+ * is in "write client hello" from then on), which never comes:
  * the server has nothing to answer.  The client's pending write waits with
  * WANT_READ for good (never acknowledged, none of it sent; over TCP until
  * the server closes), and the server's next application data fails it
@@ -1703,7 +1706,6 @@ static int stuck(end *e) {
 static int phantom_renegotiation(end *e) {
   return e == ends[0] && !e->tls13 && e->rekeyed && e->peer->rekeyed &&
          e->state == M_OPEN && SSL_in_init(e->conn->ssl) &&
-         !SSL_renegotiate_pending(e->conn->ssl) &&
          SSL_get_state(e->conn->ssl) == TLS_ST_OK;
 }
 
