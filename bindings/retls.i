@@ -2040,6 +2040,7 @@ static int retls_lua_setstats(lua_State *L) {
 %include <stdint.i>
 
 %apply retls_conn **out { retls_conn **out_client, retls_conn **out_server };
+%apply (const void *buf, size_t len) { (const void *ctx_buf, size_t ctx_len) };
 /* Sessions are pushed like connections: a new object owned by the script
  * (copied here, before Conn, whose %extend methods return sessions). */
 %typemap(argout) retls_session **out = retls_conn **out;
@@ -2260,6 +2261,27 @@ retls_result w_pair_new(retls_conn **out_client, retls_conn **out_server,
   retls_result w_peer_certificate(const unsigned char **der, size_t *der_len) {
     return w_conn_rc($self, retls_conn_peer_certificate(der, der_len, $self));
   }
+  /* Handshake facts for channel binding and key export (Lua gives them
+   * LuaSec's shape with its own lua_CFunctions). */
+  retls_result w_finished(void *buf, size_t cap, size_t *got, int peer) {
+    return w_conn_rc($self, retls_conn_finished(got, $self, buf, cap, peer));
+  }
+  retls_result w_export_keying_material(void *buf, size_t cap, size_t *got,
+                                        const char *label,
+                                        const void *ctx_buf, size_t ctx_len,
+                                        int has_context) {
+    int st = retls_conn_export_keying_material(
+        buf, cap, $self, label, strlen(label),
+        has_context ? ctx_buf : NULL, has_context ? ctx_len : 0);
+    *got = st == RETLS_OK ? cap : 0;
+    return w_conn_rc($self, st);
+  }
+  retls_result w_chain_certificate(const unsigned char **der, size_t *der_len,
+                                   int local, size_t index) {
+    return w_conn_rc($self, retls_conn_chain_certificate(der, der_len, $self,
+                                                         local, index));
+  }
+  const char *w_server_name() { return retls_conn_server_name($self); }
   long w_verify_result() { return retls_conn_verify_result($self); }
   const char *w_verify_text() { return retls_conn_verify_text($self); }
   int w_fileno() { return retls_conn_fileno($self); }

@@ -171,13 +171,18 @@ def test_every_other_call_is_refused_while_a_thread_is_blocked():
             "early_data_status": lambda: c.early_data_status,
             "early_data_rejected_bytes": lambda: c.early_data_rejected_bytes,
             "bio_pending": lambda: c.bio_pending,
+            "finished": lambda: c.finished,
+            "peer_chain": lambda: c.peer_chain,
+            "server_name": lambda: c.server_name,
         }
         # Every public method of the C type (what a getter calls), with
         # arguments of the right types: a method added later is covered.
         args = {"write": (b"x",), "write_early": (b"x",), "read": (1,),
                 "read_early": (1,), "close": (0,), "key_update": (0,),
                 "set_server_name": ("localhost",), "bio_write": (b"x",),
-                "bio_read": (1,), "set_session": (None,)}
+                "bio_read": (1,), "set_session": (None,),
+                "finished": (64, 0), "chain_certificate": (0, 0),
+                "export_keying_material": (16, "EXPERIMENTAL x", b"", 0)}
         raw = {name: (lambda f=getattr(c._c, name), a=args.get(name, ()):
                       f(*a))
                for name in vars(type(c._c))

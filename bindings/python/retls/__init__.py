@@ -587,6 +587,68 @@ class Connection:
         """The peer's certificate in DER, or None."""
         return self._c.peer_certificate()
 
+    # -- channel binding, key export, chains (pyOpenSSL's get_finished,
+    # get_peer_finished, export_keying_material, get_peer_cert_chain) ------
+
+    @property
+    def finished(self):
+        """The last Finished message this end sent (b"" before the
+        handshake): the peer's peer_finished.  In TLS 1.2 the client's
+        first one is the tls-unique channel binding."""
+        return self._c.finished(64, 0)
+
+    @property
+    def peer_finished(self):
+        """The last Finished message received from the peer (b"" before
+        the handshake)."""
+        return self._c.finished(64, 1)
+
+    def export_keying_material(self, label, length, context=None):
+        """length bytes from the TLS exporter (RFC 5705; RFC 8446 7.5),
+        the same on both ends for the same label, length and context.
+        context=None is "no context", which TLS 1.2 tells apart from b"".
+        ArgumentError before the handshake and for the labels TLS 1.2
+        reserves ("master secret", "key expansion", ...)."""
+        _text(label, "label")
+        if label is None:
+            raise TypeError("label must be a str, not None")
+        if isinstance(length, bool) or not isinstance(length, int):
+            raise TypeError(f"length must be an int, not "
+                            f"{type(length).__name__!r}")
+        if not 1 <= length <= 1 << 30:
+            raise ValueError(f"length must be in 1..{1 << 30}, not {length}")
+        if isinstance(context, str):
+            raise TypeError("context must be bytes-like or None, not 'str' "
+                            "(encode it first)")
+        return self._c.export_keying_material(
+            length, label, b"" if context is None else context,
+            context is not None)
+
+    def _chain(self, local):
+        chain = []
+        while True:
+            der = self._c.chain_certificate(local, len(chain))
+            if der is None:
+                return chain
+            chain.append(der)
+
+    @property
+    def peer_chain(self):
+        """The peer's certificates in DER, its own first, then the chain it
+        sent (on both ends; [] before the handshake or when it sent none)."""
+        return self._chain(0)
+
+    @property
+    def local_chain(self):
+        """This end's certificates in DER, its own first ([] without one)."""
+        return self._chain(1)
+
+    @property
+    def server_name(self):
+        """The SNI host name: on a server the one the client sent, on a
+        client the one it sends (None for an IP address, or none)."""
+        return self._c.server_name()
+
     @property
     def stats(self):
         s = self._c.stats()
