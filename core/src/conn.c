@@ -276,8 +276,7 @@ int retls_conn_shutdown(retls_conn *conn) {
    * ticket it then sends lands behind the close_notify, where the client
    * no longer reads: both ends wedge.  Refuse until the handshake is done
    * (found by fuzz_retry). */
-  if (!SSL_in_init(conn->ssl) && !SSL_is_init_finished(conn->ssl) &&
-      !retls__handshake_done(conn->ssl))
+  if (!SSL_in_init(conn->ssl) && !retls__handshake_done(conn->ssl))
     return retls__conn_fail(conn, RETLS_BAD_ARG,
                             "shutdown: the handshake is still running "
                             "(the client's 0-RTT phase); read (or "
@@ -477,11 +476,28 @@ const char *retls_conn_alpn(const retls_conn *conn) {
   return copy;
 }
 
+/* x in DER into *keep (freeing what it held), handed out through out:
+ * the connection owns it until the next call that uses the same slot. */
+static int keep_der(const unsigned char **out, size_t *out_len,
+                    retls_conn *conn, X509 *x, unsigned char **keep,
+                    size_t *keep_len) {
+  unsigned char *der = NULL;
+  int n = i2d_X509(x, &der);
+  if (n <= 0) {
+    ERR_clear_error();
+    return retls__conn_fail(conn, RETLS_NOMEM, "cannot encode certificate");
+  }
+  OPENSSL_free(*keep);
+  *keep = der;
+  *keep_len = (size_t)n;
+  *out = der;
+  *out_len = (size_t)n;
+  return RETLS_OK;
+}
+
 int retls_conn_peer_certificate(const unsigned char **out, size_t *out_len,
                                 retls_conn *conn) {
   X509 *x;
-  unsigned char *der = NULL;
-  int n;
   if (out == NULL || out_len == NULL || conn == NULL)
     return RETLS_BAD_ARG;
   *out = NULL;
@@ -489,21 +505,11 @@ int retls_conn_peer_certificate(const unsigned char **out, size_t *out_len,
   if (conn->state == RETLS__CLOSED)
     return retls__conn_fail(conn, RETLS_CLOSED,
                             "the connection is closed; open a new one");
-  x = SSL_get1_peer_certificate(conn->ssl);
+  x = SSL_get0_peer_certificate(conn->ssl);
   if (x == NULL)
     return RETLS_OK;
-  n = i2d_X509(x, &der);
-  X509_free(x);
-  if (n <= 0) {
-    ERR_clear_error();
-    return retls__conn_fail(conn, RETLS_NOMEM, "cannot encode certificate");
-  }
-  OPENSSL_free(conn->peer_der);
-  conn->peer_der = der;
-  conn->peer_der_len = (size_t)n;
-  *out = der;
-  *out_len = (size_t)n;
-  return RETLS_OK;
+  return keep_der(out, out_len, conn, x, &conn->peer_der,
+                  &conn->peer_der_len);
 }
 
 long retls_conn_verify_result(const retls_conn *conn) {
@@ -583,8 +589,6 @@ int retls_conn_chain_certificate(const unsigned char **out, size_t *out_len,
                                  retls_conn *conn, int local, size_t index) {
   X509 *x = NULL;
   STACK_OF(X509) *chain = NULL;
-  unsigned char *der = NULL;
-  int n;
   if (out == NULL || out_len == NULL || conn == NULL)
     return RETLS_BAD_ARG;
   *out = NULL;
@@ -615,17 +619,8 @@ int retls_conn_chain_certificate(const unsigned char **out, size_t *out_len,
   }
   if (x == NULL)
     return RETLS_OK;
-  n = i2d_X509(x, &der);
-  if (n <= 0) {
-    ERR_clear_error();
-    return retls__conn_fail(conn, RETLS_NOMEM, "cannot encode certificate");
-  }
-  OPENSSL_free(conn->chain_der);
-  conn->chain_der = der;
-  conn->chain_der_len = (size_t)n;
-  *out = der;
-  *out_len = (size_t)n;
-  return RETLS_OK;
+  return keep_der(out, out_len, conn, x, &conn->chain_der,
+                  &conn->chain_der_len);
 }
 
 const char *retls_conn_server_name(const retls_conn *conn) {

@@ -14,38 +14,16 @@ import logging
 import socket
 
 import pytest
-import uvloop
 
 import retls
 import retls.aio as aio
 
 from helpers import HOST
+from test_aio import cctx, run, sctx  # noqa: F401  (run: the two-loop fixture)
 from session_servers import MultiSServer
 
-DEADLINE = 60.0
 EARLY = b"GET /early HTTP/1.0\r\n" + bytes(range(256))   # every byte value
 LATE = b"late\n"
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request):
-    """run(coroutine): on a fresh loop of the parametrized kind, bounded."""
-    factory = (uvloop.new_event_loop if request.param == "uvloop"
-               else asyncio.new_event_loop)
-
-    def runner(coro):
-        with asyncio.Runner(loop_factory=factory) as r:
-            return r.run(asyncio.wait_for(coro, DEADLINE))
-    return runner
-
-
-def cctx(pki, **kw):
-    return retls.Context("client", cafile=pki.ca, **kw)
-
-
-def sctx(pki, **kw):
-    return retls.Context("server", certfile=pki.server_cert,
-                         keyfile=pki.server_key, **kw)
 
 
 class EchoServer:

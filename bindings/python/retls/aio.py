@@ -62,6 +62,7 @@ SHUTDOWN_TIMEOUT = 30.0
 _CORK = 32 * 1024
 # SSL_read returns at most one record (16 KiB of plaintext) per call.
 _READ_SIZE = 16 * 1024
+_WAITING = object()   # _handshake_step: the handshake waits (or failed)
 
 _HANDSHAKE, _OPEN, _CLOSING, _CLOSED = range(4)
 
@@ -262,38 +263,34 @@ class TLSTransport(asyncio.Transport):
 
     # ---- handshake ------------------------------------------------------
 
+    def _handshake_step(self, op: Callable[[], Any]) -> Any:
+        """op() until it no longer asks to write first: its result, or
+        _WAITING when it waits for the peer or failed the handshake."""
+        while True:
+            try:
+                return op()
+            except WantWrite:
+                self._push()
+            except WantRead:
+                self._push()
+                return _WAITING
+            except Exception as exc:
+                self._handshake_failed(exc)
+                return _WAITING
+
     def _do_handshake(self) -> None:
         early = self._early
         if early is not None:
             read_early = self._c.read_early
             while True:
-                try:
-                    chunk = read_early(_READ_SIZE)
-                except WantWrite:
-                    self._push()
-                    continue
-                except WantRead:
-                    self._push()
-                    return
-                except Exception as exc:
-                    self._handshake_failed(exc)
+                chunk = self._handshake_step(lambda: read_early(_READ_SIZE))
+                if chunk is _WAITING:
                     return
                 if not chunk:
                     break      # the early data has ended (or there was none)
                 early.append(chunk)
-        while True:
-            try:
-                self._c.handshake()
-            except WantWrite:
-                self._push()
-                continue
-            except WantRead:
-                self._push()
-                return
-            except Exception as exc:
-                self._handshake_failed(exc)
-                return
-            break
+        if self._handshake_step(self._c.handshake) is _WAITING:
+            return
         self._cancel_timer()
         self._state = _OPEN
         self._made = True
